@@ -1,0 +1,52 @@
+# Mochi Studio: `make run` to use it, `make test` to prove it. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# The first Python >= 3.12 found: on PATH, or installed by pyenv.
+PYTHON_CANDIDATES := python3.13 python3.12 python3 \
+	$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) \
+	$(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) \
+	$(wildcard /usr/local/bin/python3.1[3-9]) $(wildcard /usr/bin/python3.1[3-9])
+BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+.PHONY: help run test lint bench soak screenshots clean
+
+help:
+	@echo "make run    install, migrate and start the whole product on http://127.0.0.1:8000"
+	@echo "make test   install the test tools and run lint, type checks and the test suite"
+	@echo "make bench  run the benchmarks in bench/"
+
+$(PY):
+	@test -n "$(BASE_PYTHON)" || { echo "Mochi Studio needs Python 3.12 or newer on PATH (or via pyenv)." >&2; exit 1; }
+	$(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+	@PY=$(PY) bash scripts/run-local.sh
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/hadolint Dockerfile
+	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
+
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts staticfiles

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from accounts import views
+
+# Mounted under /w/<slug>/.
+workspace_urlpatterns = [
+    path("", views.workspace_home, name="workspace_home"),
+    path("members/", views.members, name="members"),
+    path("members/invite/", views.member_invite, name="member_invite"),
+    path("members/leave/", views.leave, name="leave_workspace"),
+    path("members/<uuid:member_id>/role/", views.member_role, name="member_role"),
+    path("members/<uuid:member_id>/remove/", views.member_remove, name="member_remove"),
+    path("members/<uuid:member_id>/transfer/", views.member_transfer, name="member_transfer"),
+    path(
+        "invitations/<uuid:invitation_id>/resend/",
+        views.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "invitations/<uuid:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("settings/", views.workspace_settings, name="workspace_settings"),
+    path("settings/rename/", views.workspace_rename, name="workspace_rename"),
+    path("settings/delete/", views.workspace_delete, name="workspace_delete"),
+]
+
+urlpatterns = [
+    path("teams/new/", views.team_create, name="team_create"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
+]

@@ -1,0 +1,256 @@
+"""Team pages: create a team, members and invitations, workspace settings."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts import services
+from accounts.access import get_workspace_for_user
+from accounts.forms import DeleteTeamForm, InviteForm, RoleForm, TeamNameForm
+from accounts.models import Invitation, Membership, Role, User
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _members_url(slug: str) -> str:
+    return reverse("members", args=[slug])
+
+
+@login_required
+def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug)
+    return render(
+        request, "accounts/workspace_home.html", {"workspace": workspace, "membership": membership}
+    )
+
+
+@login_required
+def team_create(request: HttpRequest) -> HttpResponse:
+    form = TeamNameForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workspace = services.create_team(user=_user(request), name=form.cleaned_data["name"])
+        except services.TeamActionError as error:
+            form.add_error("name", str(error))
+        else:
+            messages.success(request, f"{workspace.name} is ready. Invite your teammates.")
+            return redirect("members", workspace.slug)
+    return render(request, "accounts/team_create.html", {"form": form})
+
+
+@login_required
+def members(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug)
+    rows = sorted(
+        workspace.memberships.select_related("user"),
+        key=lambda m: (-m.role_enum.rank, m.user.email),
+    )
+    invitations = (
+        workspace.invitations.open().select_related("invited_by").order_by("-sent_at")
+        if membership.can_manage
+        else Invitation.objects.none()
+    )
+    return render(
+        request,
+        "accounts/members.html",
+        {
+            "workspace": workspace,
+            "membership": membership,
+            "rows": rows,
+            "invitations": invitations,
+            "invite_form": InviteForm(),
+            "role_form": RoleForm(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def member_invite(request: HttpRequest, slug: str) -> HttpResponse:
+    _workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(str(error) for error in errors))
+        return redirect("members", slug)
+    try:
+        invitation = services.invite_member(
+            actor=membership, email=form.cleaned_data["email"], role=form.cleaned_data["role"]
+        )
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Invitation sent to {invitation.email}.")
+    return redirect("members", slug)
+
+
+def _invitation(membership: Membership, invitation_id: str) -> Invitation:
+    return get_object_or_404(membership.workspace.invitations, pk=invitation_id)
+
+
+@login_required
+@require_POST
+def invitation_resend(request: HttpRequest, slug: str, invitation_id: str) -> HttpResponse:
+    _, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    invitation = _invitation(membership, invitation_id)
+    try:
+        services.resend_invitation(actor=membership, invitation=invitation)
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Invitation sent again to {invitation.email}.")
+    return redirect("members", slug)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, slug: str, invitation_id: str) -> HttpResponse:
+    _, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    invitation = _invitation(membership, invitation_id)
+    services.revoke_invitation(actor=membership, invitation=invitation)
+    messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
+    return redirect("members", slug)
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, slug: str, member_id: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    target = get_object_or_404(workspace.memberships.select_related("user"), pk=member_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose admin, member or viewer.")
+        return redirect("members", slug)
+    try:
+        services.change_role(actor=membership, target=target, role=form.cleaned_data["role"])
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, f"{target.user.email} is now {target.get_role_display().lower()}."
+        )
+    return redirect("members", slug)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, slug: str, member_id: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    target = get_object_or_404(workspace.memberships.select_related("user"), pk=member_id)
+    try:
+        services.remove_member(actor=membership, target=target)
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{target.user.email} was removed from {workspace.name}.")
+    return redirect("members", slug)
+
+
+@login_required
+@require_POST
+def member_transfer(request: HttpRequest, slug: str, member_id: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.OWNER)
+    target = get_object_or_404(workspace.memberships.select_related("user"), pk=member_id)
+    try:
+        services.transfer_ownership(actor=membership, target=target)
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, f"{target.user.email} now owns {workspace.name}; you are an admin."
+        )
+    return redirect("members", slug)
+
+
+@login_required
+@require_POST
+def leave(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug)
+    try:
+        services.leave_workspace(membership=membership)
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+        return redirect("members", slug)
+    messages.success(request, f"You left {workspace.name}.")
+    return redirect("home")
+
+
+@login_required
+def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug)
+    return render(
+        request,
+        "accounts/settings.html",
+        {
+            "workspace": workspace,
+            "membership": membership,
+            "rename_form": TeamNameForm(initial={"name": workspace.name}),
+            "delete_form": DeleteTeamForm(team_name=workspace.name),
+        },
+    )
+
+
+@login_required
+@require_POST
+def workspace_rename(request: HttpRequest, slug: str) -> HttpResponse:
+    _, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    form = TeamNameForm(request.POST)
+    if form.is_valid():
+        try:
+            services.rename_workspace(actor=membership, name=form.cleaned_data["name"])
+        except services.TeamActionError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, "Name saved.")
+    else:
+        messages.error(request, "Give the workspace a name of at most 100 characters.")
+    return redirect("workspace_settings", slug)
+
+
+@login_required
+@require_POST
+def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.OWNER)
+    form = DeleteTeamForm(request.POST, team_name=workspace.name)
+    if not form.is_valid():
+        messages.error(request, "Type the team's name exactly to confirm deleting it.")
+        return redirect("workspace_settings", slug)
+    try:
+        services.delete_team(actor=membership)
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+        return redirect("workspace_settings", slug)
+    messages.success(request, f"{workspace.name} was deleted.")
+    return redirect("home")
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The page an emailed invitation link opens; works signed out so newcomers can sign up."""
+    invitation = services.find_invitation(token)
+    user = _user(request) if request.user.is_authenticated else None
+    if request.method == "POST":
+        if user is None:
+            return redirect_to_login(request.get_full_path())
+        try:
+            membership = services.accept_invitation(token=token, user=user)
+        except services.TeamActionError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"Welcome to {membership.workspace.name}.")
+            return redirect("workspace_home", membership.workspace.slug)
+    problem = services.invitation_problem(invitation, user)
+    return render(
+        request,
+        "accounts/invitation.html",
+        {"invitation": invitation, "problem": problem, "next": request.get_full_path()},
+        status=404 if invitation is None else 200,
+    )

@@ -1,0 +1,356 @@
+"""Mochi Studio settings: one file, every knob read from the environment.
+
+A fresh checkout runs with no configuration at all (SQLite, a local media
+folder, the task queue in the database, email printed to the console).
+Production sets DJANGO_DEBUG=False and the variables listed in README.md;
+anything malformed stops the process at start with the variable's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from mochi_site.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_int,
+    env_list,
+    env_mailer,
+    env_required,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Core -------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+if DEBUG:
+    # Only ever used on a developer's machine; `check --deploy` rejects it.
+    SECRET_KEY = env_str(
+        "DJANGO_SECRET_KEY", "django-insecure-local-development-key-not-for-production"
+    )
+else:
+    SECRET_KEY = env_required(
+        "DJANGO_SECRET_KEY", "production (DJANGO_DEBUG=False) needs a long random secret"
+    )
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must be set: production (DJANGO_DEBUG=False) serves only named hosts"
+    )
+
+ADMINS = env_list("DJANGO_ADMINS")
+
+# The public address of the site, for links in emails and redirects from Stripe.
+SITE_URL = env_url(
+    "SITE_URL", "http://127.0.0.1:8000" if DEBUG else f"https://{ALLOWED_HOSTS[0].lstrip('.')}"
+)
+
+INSTALLED_APPS = [
+    "accounts",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "django_htmx",
+    "django_q",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "mochi_site.urls"
+WSGI_APPLICATION = "mochi_site.wsgi.application"
+ASGI_APPLICATION = "mochi_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.workspaces",
+            ],
+        },
+    },
+]
+
+# --- Database, cache, queue -------------------------------------------------
+
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, demo upstream) share one file in development:
+    # WAL lets readers run beside the writer, IMMEDIATE takes the write lock up
+    # front so two writers queue instead of deadlocking.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    # Shared by every web and worker process (rate limits, queue monitor), unlike
+    # the per-process local-memory cache. `make run` and the image create the table.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "mochi_cache",
+        }
+    }
+
+# django-q2 with the ORM broker on the default database: enqueueing inside a
+# transaction commits or rolls back with it. Tasks are written to be safe to
+# run twice (they claim their step with a guarded UPDATE), because the broker
+# delivers at least once. `retry` must stay above `timeout`, or a task that is
+# still running is handed to a second worker.
+Q_CLUSTER = {
+    "name": "mochi",
+    "orm": "default",
+    "workers": env_int("QCLUSTER_WORKERS", 4, minimum=1, maximum=64),
+    "timeout": 1200,
+    "retry": 1500,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "queue_limit": 4,
+    "bulk": 1,
+    "poll": 0.5,
+    "save_limit": 1000,
+    "catch_up": False,
+    "recycle": 200,
+    "max_rss": 512_000,
+    "cache": "default",
+    "label": "Task queue",
+}
+
+# --- Accounts ---------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "home"
+
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+# Mandatory in production; on a developer's machine a new account lands in its
+# workspace at once and the confirmation link is printed to the console.
+ACCOUNT_EMAIL_VERIFICATION = "optional" if DEBUG else "mandatory"
+ACCOUNT_EMAIL_VERIFICATION_SUPPORTS_CHANGE = True
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Mochi Studio] "
+# Failed logins are limited per IP and per account (allauth keeps the counters
+# in the shared cache).
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": "1/3m/key",
+    "change_password": "5/m/user",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Mochi Studio"
+
+# Trial credits granted once to every new personal workspace.
+SIGNUP_CREDITS = env_int("SIGNUP_CREDITS", 100, minimum=0, maximum=1_000_000)
+
+# How long a team invitation stays valid.
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=90)
+
+# --- Email ------------------------------------------------------------------
+
+MAILERS = {"default": env_mailer("EMAIL_URL", "consolemail://")}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Mochi Studio <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Static files and storage -----------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Never routed: local media is served only through access-checked views.
+MEDIA_URL = "/media/"
+
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_url("AWS_S3_ENDPOINT_URL")
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "us-east-1")
+# Presigned URLs for videos and posters live at most this long.
+SIGNED_URL_SECONDS = env_int("SIGNED_URL_SECONDS", 900, minimum=30, maximum=900)
+
+if AWS_STORAGE_BUCKET_NAME:
+    from botocore.config import Config as BotoConfig
+
+    _s3_options: dict[str, object] = {
+        "bucket_name": AWS_STORAGE_BUCKET_NAME,
+        "region_name": AWS_S3_REGION_NAME,
+        "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+        # Private objects, read only through short-lived presigned URLs.
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": SIGNED_URL_SECONDS,
+        "file_overwrite": False,
+        "object_parameters": {"CacheControl": "private, max-age=900"},
+    }
+    if AWS_S3_ENDPOINT_URL:
+        # S3-compatible stores (MinIO, R2, moto) want path-style addresses and
+        # reject the checksum headers boto3 sends by default since 1.36.
+        _s3_options["endpoint_url"] = AWS_S3_ENDPOINT_URL
+        _s3_options["addressing_style"] = "path"
+        _s3_options["client_config"] = BotoConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Security ---------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+_storage_origins = [AWS_S3_ENDPOINT_URL] if AWS_S3_ENDPOINT_URL else []
+if AWS_STORAGE_BUCKET_NAME and not AWS_S3_ENDPOINT_URL:
+    _storage_origins = ["https://*.amazonaws.com"]
+
+# Scripts run only from our own origin or with the per-request nonce; no inline styles.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", *_storage_origins],
+    "media-src": [CSP.SELF, *_storage_origins],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+if not DEBUG:
+    # TLS is terminated by the load balancer in front of the app, which sets
+    # X-Forwarded-Proto; the container health check calls /healthz over HTTP.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- Internationalisation ---------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging ----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+        },
+    },
+    "root": {
+        "handlers": ["console"],
+        "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+    "loggers": {
+        "django.request": {
+            "handlers": ["console", "mail_admins"],
+            "level": "ERROR",
+            "propagate": False,
+        },
+        "mochi.alerts": {
+            "handlers": ["console", "mail_admins"],
+            "level": "WARNING",
+            "propagate": False,
+        },
+    },
+}

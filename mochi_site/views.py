@@ -1,0 +1,57 @@
+"""Site-wide pages: landing, pricing, the health check."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from accounts.access import CURRENT_WORKSPACE_SESSION_KEY
+from accounts.models import Membership
+from mochi_site.health import run_checks
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Signed out: the landing page. Signed in: the workspace the user last opened."""
+    if not request.user.is_authenticated:
+        return render(
+            request,
+            "pages/landing.html",
+            {"hide_brand_in_title": True, "signup_credits": settings.SIGNUP_CREDITS},
+        )
+    memberships = Membership.objects.live().filter(user=request.user).select_related("workspace")
+    remembered = request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
+    chosen = (
+        memberships.filter(workspace__slug=remembered).first()
+        or memberships.filter(workspace__kind="personal").first()
+        or memberships.first()
+    )
+    if chosen is None:
+        return redirect("team_create")
+    return redirect("workspace_home", chosen.workspace.slug)
+
+
+def pricing(request: HttpRequest) -> HttpResponse:
+    return render(request, "pages/pricing.html", {"pricing": _pricing_context()})
+
+
+def _pricing_context() -> dict[str, object]:
+    return {
+        "signup_credits": settings.SIGNUP_CREDITS,
+        "credit_cents": 1,
+    }
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = run_checks()
+    down = [name for name, check in checks.items() if not check.ok]
+    body = {
+        "status": "unavailable" if down else "ok",
+        "down": down,
+        "checks": {name: {"ok": c.ok, **c.details} for name, c in checks.items()},
+    }
+    return JsonResponse(body, status=503 if down else 200)

@@ -1,0 +1,58 @@
+"""The environment is read strictly: a malformed value stops the process, naming the variable."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.support.processes import manage
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "False",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "studio.example.com",
+    "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SIGNUP_CREDITS", "ten"),
+        ("SIGNUP_CREDITS", "-5"),
+        ("DJANGO_DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://db/mochi"),
+        ("EMAIL_URL", "pigeon://coop"),
+        ("REDIS_URL", "http://cache"),
+        ("QCLUSTER_WORKERS", "0"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_a_malformed_value_fails_at_start_naming_the_variable(variable: str, value: str) -> None:
+    result = manage("check", env={variable: value})
+    assert result.returncode != 0
+    assert f"{variable}=" in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"])
+def test_production_refuses_to_start_without_its_secrets(missing: str) -> None:
+    env = dict(PRODUCTION)
+    env[missing] = ""
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert f"{missing} must be set" in result.stderr
+
+
+def test_production_settings_pass_the_deployment_checklist() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_a_development_mailer_fails_the_deployment_checklist() -> None:
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "EMAIL_URL": ""}
+    )
+    assert result.returncode != 0
+    assert "mail.E001" in result.stderr + result.stdout
