@@ -48,5 +48,10 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Benchmarks need PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/mochi_bench).
+BENCHES := ledger
+bench: $(VENV)/.installed-dev
+	@for name in $(BENCHES); do $(PY) -m bench.$$name || exit 1; done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts staticfiles

@@ -153,6 +153,10 @@ class WorkspaceManager(models.Manager["Workspace"]):
             created_by=user,
         )
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+        from billing import wallets
+
+        wallets.open_accounts(workspace)
+        wallets.grant_signup_credits(workspace)
         return workspace
 
     def create_team(self, *, name: str, owner: User) -> Workspace:
@@ -160,6 +164,9 @@ class WorkspaceManager(models.Manager["Workspace"]):
             base=name, name=name, kind=Workspace.Kind.TEAM, created_by=owner
         )
         Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+        from billing import wallets
+
+        wallets.open_accounts(workspace)
         return workspace
 
     def _create_with_unique_slug(self, *, base: str, **fields: Any) -> Workspace:

@@ -17,6 +17,7 @@ from mochi_site.env import (
     env_bool,
     env_choice,
     env_database,
+    env_fraction,
     env_int,
     env_list,
     env_mailer,
@@ -56,6 +57,7 @@ SITE_URL = env_url(
 
 INSTALLED_APPS = [
     "accounts",
+    "billing",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -206,6 +208,12 @@ MFA_TOTP_ISSUER = "Mochi Studio"
 
 # Trial credits granted once to every new personal workspace.
 SIGNUP_CREDITS = env_int("SIGNUP_CREDITS", 100, minimum=0, maximum=1_000_000)
+
+# cost = ceil(frames × steps × CREDITS_PER_FRAME_STEP); the defaults (52 × 30) cost 39.
+CREDITS_PER_FRAME_STEP = env_fraction("CREDITS_PER_FRAME_STEP", "1/40")
+# A hold the reaper may expire: longer than any generation can take, so only holds
+# of crashed or abandoned work ever expire.
+HOLD_TIMEOUT_SECONDS = env_int("HOLD_TIMEOUT_SECONDS", 6 * 3600, minimum=3600)
 
 # How long a team invitation stays valid.
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=90)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import CURRENT_WORKSPACE_SESSION_KEY
 from accounts.models import Membership
+from billing.pricing import duration_seconds, generation_cost, rate_description
 from mochi_site.health import run_checks
 
 
@@ -38,9 +39,22 @@ def pricing(request: HttpRequest) -> HttpResponse:
 
 
 def _pricing_context() -> dict[str, object]:
+    examples = [
+        ("Default: 52 frames at 16 fps, 30 steps", 52, 16, 30),
+        ("Short and quick: 31 frames at 24 fps, 20 steps", 31, 24, 20),
+        ("Longest, best quality: 160 frames at 24 fps, 75 steps", 160, 24, 75),
+    ]
     return {
         "signup_credits": settings.SIGNUP_CREDITS,
-        "credit_cents": 1,
+        "rate": rate_description(),
+        "examples": [
+            {
+                "label": label,
+                "seconds": duration_seconds(frames, fps),
+                "cost": generation_cost(frames, steps),
+            }
+            for label, frames, fps, steps in examples
+        ],
     }
 
 

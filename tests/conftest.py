@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,25 @@ PASSWORD = "a long test password 1"
 def _fresh_cache() -> None:
     # Rate-limit counters and cached values must not leak from one test into the next.
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_audit(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that uses the database, the ledger must still pass its audit
+    (every user creation writes to it). Tests that corrupt it on purpose opt out."""
+    uses_db = request.node.get_closest_marker("django_db") or any(
+        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
+    )
+    if not uses_db or request.node.get_closest_marker("ledger_tampered"):
+        yield
+        return
+    # Depend on the database fixture so this check runs before its rollback.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from billing.audit import run_audit
+
+    report = run_audit(record=False)
+    assert report.ok, "ledger audit failed after the test:\n" + "\n".join(report.violations)
 
 
 Commit = Callable[[], AbstractContextManager[Any]]

@@ -1,0 +1,94 @@
+"""Real concurrency on PostgreSQL: separate connections released together by a barrier."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import pytest
+
+from billing import wallets
+from billing.audit import run_audit
+from billing.ledger import (
+    HoldAlreadyResolved,
+    InsufficientCredits,
+    NewTransfer,
+    create_transfers,
+)
+from billing.models import Code, Phase, Transfer
+from billing.pricing import generation_cost
+from tests.billing.conftest import Funded
+from tests.support.concurrency import run_together
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_fifty_holds_on_a_wallet_worth_ten_exactly_ten_succeed(funded: Funded) -> None:
+    cost = generation_cost(52, 30)
+    workspace = funded(10 * cost)
+    results = run_together(
+        [(lambda n=n: wallets.hold(workspace, cost, key=f"gen-{n}")) for n in range(50)]
+    )
+    outcomes = Counter(type(r).__name__ for r in results)
+    assert outcomes == {"Transfer": 10, "InsufficientCredits": 40}
+    assert all(isinstance(r, (Transfer, InsufficientCredits)) for r in results)
+    assert wallets.balance(workspace) == wallets.Balance(available=0, held=10 * cost, owed=0)
+    assert run_audit(record=False).ok
+
+
+def test_captures_and_releases_racing_on_one_hold_resolve_it_once(funded: Funded) -> None:
+    workspace = funded(100)
+    held = wallets.hold(workspace, 39, key="gen-1")
+    racers = [
+        (lambda n=n: wallets.capture(held.pk, 30, key=f"capture-{n}"))
+        if n % 2
+        else (lambda n=n: wallets.release(held.pk, key=f"release-{n}"))
+        for n in range(20)
+    ]
+    results = run_together(racers)
+    winners = [r for r in results if isinstance(r, Transfer)]
+    assert len(winners) == 1
+    assert all(isinstance(r, HoldAlreadyResolved) for r in results if r not in winners)
+    assert Transfer.objects.filter(pending=held).count() == 1
+    expected = 100 - 30 if winners[0].phase == Phase.POST else 100
+    assert wallets.balance(workspace) == wallets.Balance(available=expected, held=0, owed=0)
+    assert run_audit(record=False).ok
+
+
+def test_opposite_transfers_between_two_wallets_never_deadlock(funded: Funded) -> None:
+    a, b = funded(10_000), funded(10_000)
+    wallet_a, _ = wallets.workspace_accounts(a)
+    wallet_b, _ = wallets.workspace_accounts(b)
+
+    def shuttle(debit: object, credit: object) -> int:
+        for _ in range(150):
+            create_transfers(
+                [
+                    NewTransfer(
+                        id=uuid.uuid4(), code=Code.TRANSFER, amount=1, debit=debit, credit=credit
+                    )
+                ]
+            )
+        return 150
+
+    results = run_together(
+        [
+            (lambda: shuttle(wallet_a, wallet_b))
+            if n % 2
+            else (lambda: shuttle(wallet_b, wallet_a))
+            for n in range(8)
+        ]
+    )
+    assert results == [150] * 8
+    assert wallets.balance(a).available == wallets.balance(b).available == 10_000
+    assert run_audit(record=False).ok
+
+
+def test_the_same_grant_sent_concurrently_is_written_once(funded: Funded) -> None:
+    workspace = funded(0)
+    results = run_together(
+        [(lambda: wallets.grant(workspace, 500, key="purchase:pi_123")) for _ in range(10)]
+    )
+    assert len({r.pk for r in results}) == 1
+    assert wallets.balance(workspace).available == 500
+    assert run_audit(record=False).ok
