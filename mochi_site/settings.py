@@ -9,6 +9,7 @@ anything malformed stops the process at start with the variable's name.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -58,6 +59,7 @@ SITE_URL = env_url(
 INSTALLED_APPS = [
     "accounts",
     "billing",
+    "generations",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -146,17 +148,18 @@ else:
 # run twice (they claim their step with a guarded UPDATE), because the broker
 # delivers at least once. `retry` must stay above `timeout`, or a task that is
 # still running is handed to a second worker.
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": "mochi",
     "orm": "default",
     "workers": env_int("QCLUSTER_WORKERS", 4, minimum=1, maximum=64),
-    "timeout": 1200,
-    "retry": 1500,
+    # The longest task is one synchronous (v1) upstream call plus storing its video.
+    "timeout": env_int("QCLUSTER_TIMEOUT", 1200, minimum=5),
+    "retry": env_int("QCLUSTER_RETRY", 1500, minimum=10),
     "max_attempts": 1,
     "ack_failures": True,
     "queue_limit": 4,
     "bulk": 1,
-    "poll": 0.5,
+    "poll": 0.25,
     "save_limit": 1000,
     "catch_up": False,
     "recycle": 200,
@@ -215,6 +218,46 @@ CREDITS_PER_FRAME_STEP = env_fraction("CREDITS_PER_FRAME_STEP", "1/40")
 # of crashed or abandoned work ever expire.
 HOLD_TIMEOUT_SECONDS = env_int("HOLD_TIMEOUT_SECONDS", 6 * 3600, minimum=3600)
 
+# --- The upstream (Segmind Mochi 1) -----------------------------------------------
+
+SEGMIND_API_KEY = env_str("SEGMIND_API_KEY")
+SEGMIND_BASE_URL = env_url("SEGMIND_BASE_URL", "https://api.segmind.com")
+# v2: submit, then poll (Segmind's recommendation); v1: one long synchronous call.
+SEGMIND_API_MODE = env_choice("SEGMIND_API_MODE", "v2", ("v2", "v1"))
+# Requests per minute our Segmind account allows, shared by every worker.
+SEGMIND_RPM = env_int("SEGMIND_RPM", 50, minimum=1, maximum=100_000)
+SEGMIND_POLL_SECONDS = env_int("SEGMIND_POLL_SECONDS", 3, minimum=1, maximum=60)
+# How long a generation usually takes upstream until we have measured it (Segmind's
+# published average for Mochi 1); ETAs and the poll rhythm start from it.
+SEGMIND_TYPICAL_SECONDS = env_int("SEGMIND_TYPICAL_SECONDS", 180, minimum=1)
+# The longest one synchronous (v1) call may take before it counts as lost.
+SEGMIND_V1_TIMEOUT_SECONDS = env_int("SEGMIND_V1_TIMEOUT_SECONDS", 900, minimum=5, maximum=1100)
+# Each v2 call (submit, status, result) must answer within this long.
+SEGMIND_READ_TIMEOUT_SECONDS = env_int("SEGMIND_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=300)
+# First wait before trying a failed step again; it doubles with every try (up to 2 min).
+RETRY_BACKOFF_SECONDS = 2.0
+# Hosts a result's download URL may point at (Segmind's CDN; the upstream itself).
+SEGMIND_OUTPUT_HOSTS = env_list("SEGMIND_OUTPUT_HOSTS", ["images.segmind.com", "*.segmind.com"])
+# How many generations of one workspace may be at the upstream at once; the rest wait.
+MAX_RUNNING_PER_WORKSPACE = env_int("MAX_RUNNING_PER_WORKSPACE", 4, minimum=1, maximum=100)
+# A generation that could not start within this long fails, and its credits are released.
+GENERATION_QUEUE_TIMEOUT_SECONDS = env_int(
+    "GENERATION_QUEUE_TIMEOUT_SECONDS", 3600, minimum=60, maximum=4 * 3600
+)
+# A step whose task has not run this long after it was due lost its task (a worker
+# died); the reaper queues it again. A submit's POST is considered lost after its
+# timeouts plus this.
+GENERATION_TASK_GRACE_SECONDS = env_int("GENERATION_TASK_GRACE_SECONDS", 120, minimum=1)
+# How long one worker may take to download and store a video before another may retry.
+GENERATION_INGEST_LEASE_SECONDS = env_int("GENERATION_INGEST_LEASE_SECONDS", 600, minimum=5)
+# Largest video accepted from the upstream.
+MAX_VIDEO_BYTES = env_int("MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimum=1024 * 1024)
+# After the breaker opens (our upstream account or the model is broken), how long
+# before it lets a probe through.
+UPSTREAM_BREAKER_COOLDOWN_SECONDS = env_int(
+    "UPSTREAM_BREAKER_COOLDOWN_SECONDS", 60, minimum=5, maximum=3600
+)
+
 # How long a team invitation stays valid.
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=90)
 
@@ -251,7 +294,9 @@ if AWS_STORAGE_BUCKET_NAME:
         "default_acl": None,
         "querystring_auth": True,
         "querystring_expire": SIGNED_URL_SECONDS,
-        "file_overwrite": False,
+        # Keys are derived from the generation id, so a retried upload replaces
+        # its own earlier attempt instead of leaving an orphan beside it.
+        "file_overwrite": True,
         "object_parameters": {"CacheControl": "private, max-age=900"},
     }
     if AWS_S3_ENDPOINT_URL:
@@ -266,6 +311,17 @@ if AWS_STORAGE_BUCKET_NAME:
             response_checksum_validation="when_required",
             retries={"max_attempts": 5, "mode": "standard"},
         )
+    from boto3.s3.transfer import TransferConfig
+
+    # Multipart uploads with at most two 8 MB parts read ahead and two in flight:
+    # memory stays bounded however large the video (read from a temporary file).
+    _transfer = TransferConfig(
+        multipart_threshold=16 * 1024 * 1024,
+        multipart_chunksize=8 * 1024 * 1024,
+        max_concurrency=2,
+    )
+    _transfer.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3's init lacks it
+    _s3_options["transfer_config"] = _transfer
     _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
 else:
     _default_storage = {

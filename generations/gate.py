@@ -1,0 +1,183 @@
+"""The gate in front of the upstream, shared by every worker through one database row.
+
+- Rate: every call to Segmind first takes a slot in a sliding one-minute window of
+  `SEGMIND_RPM` calls; a 429 closes the gate until the reset time it names.
+- Circuit breaker: answers that mean our account or the model is broken (401, 403,
+  406 for credits, 410) open it. While it is open new submits fail fast with no hold
+  and queued work waits; after a cool-down a probe checks the account, then one
+  generation goes through, and its success closes the breaker again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from generations.models import UpstreamGate
+from generations.upstream import UpstreamError
+
+logger = logging.getLogger(__name__)
+alerts = logging.getLogger("mochi.alerts")
+
+WINDOW_SECONDS = 60.0
+
+
+def _locked() -> UpstreamGate:
+    UpstreamGate.objects.get_or_create(id=1)
+    return UpstreamGate.objects.select_for_update().get(id=1)
+
+
+def state() -> UpstreamGate:
+    gate, _ = UpstreamGate.objects.get_or_create(id=1)
+    return gate
+
+
+# --- Rate ------------------------------------------------------------------------
+
+
+def take_slot() -> float:
+    """Take one request slot. Returns 0.0 when taken, otherwise the seconds to wait
+    before trying again (nothing was taken)."""
+    with transaction.atomic():
+        gate = _locked()
+        now = timezone.now()
+        if gate.blocked_until and gate.blocked_until > now:
+            return (gate.blocked_until - now).total_seconds()
+        clock = time.time()
+        window = [t for t in gate.recent_calls if t > clock - WINDOW_SECONDS]
+        if len(window) >= settings.SEGMIND_RPM:
+            return max(window[0] + WINDOW_SECONDS - clock, 0.05)
+        window.append(clock)
+        gate.recent_calls = window
+        gate.save(update_fields=["recent_calls"])
+        return 0.0
+
+
+def wait_for_slot(max_wait: float) -> float:
+    """Take a slot, sleeping up to `max_wait` seconds for one. Returns 0.0 when taken,
+    else how much longer the caller should wait (it should come back later)."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        wait = take_slot()
+        if wait <= 0:
+            return 0.0
+        left = deadline - time.monotonic()
+        if wait > left:
+            return wait
+        time.sleep(wait)
+
+
+def rate_limited_until(when: datetime) -> None:
+    """The upstream answered 429: nobody calls it before `when`."""
+    with transaction.atomic():
+        gate = _locked()
+        if gate.blocked_until is None or gate.blocked_until < when:
+            gate.blocked_until = when
+            gate.save(update_fields=["blocked_until"])
+
+
+# --- Circuit breaker ---------------------------------------------------------------
+
+
+def accepting_submits() -> bool:
+    """False while the breaker is open and not yet due for a probe (no hold is taken)."""
+    gate = state()
+    return not (
+        gate.breaker == UpstreamGate.Breaker.OPEN
+        and gate.breaker_probe_at is not None
+        and gate.breaker_probe_at > timezone.now()
+    )
+
+
+def may_start(generation_id: uuid.UUID) -> bool:
+    """Whether queued work may go to the upstream now. While probing, only the probe may."""
+    gate = state()
+    if gate.breaker == UpstreamGate.Breaker.CLOSED:
+        return True
+    with transaction.atomic():
+        gate = _locked()
+        if gate.breaker == UpstreamGate.Breaker.CLOSED:
+            return True
+        if gate.breaker == UpstreamGate.Breaker.HALF_OPEN:
+            return gate.probe_generation in (None, generation_id)
+        if gate.breaker_probe_at and gate.breaker_probe_at <= timezone.now():
+            gate.breaker = UpstreamGate.Breaker.HALF_OPEN
+            gate.probe_generation = generation_id
+            gate.save(update_fields=["breaker", "probe_generation"])
+            logger.warning("Upstream breaker half-open: generation %s probes", generation_id)
+            return True
+        return False
+
+
+def record_success() -> None:
+    if state().breaker == UpstreamGate.Breaker.CLOSED:
+        return
+    with transaction.atomic():
+        gate = _locked()
+        if gate.breaker != UpstreamGate.Breaker.CLOSED:
+            opened = gate.breaker_opened_at
+            gate.breaker = UpstreamGate.Breaker.CLOSED
+            gate.breaker_reason = ""
+            gate.breaker_probe_at = None
+            gate.probe_generation = None
+            gate.save()
+            alerts.warning("Upstream breaker closed again (it opened at %s).", opened)
+
+
+def record_failure(error: UpstreamError) -> None:
+    """Open the breaker if `error` means our account or the model is broken."""
+    if not error.opens_breaker:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        gate = _locked()
+        newly_open = gate.breaker == UpstreamGate.Breaker.CLOSED
+        gate.breaker = UpstreamGate.Breaker.OPEN
+        gate.breaker_reason = f"HTTP {error.status}: {error.detail}"[:300]
+        if newly_open:
+            gate.breaker_opened_at = now
+        gate.breaker_probe_at = now + timedelta(seconds=settings.UPSTREAM_BREAKER_COOLDOWN_SECONDS)
+        gate.probe_generation = None
+        gate.save()
+    if newly_open:
+        alerts.error(
+            "Upstream breaker OPEN: new generations are refused and queued ones wait. "
+            "Segmind answered HTTP %s: %s. Check the Segmind account (key, credits, "
+            "spend limit) and the model's status.",
+            error.status,
+            error.detail,
+        )
+
+
+def probe_account() -> None:
+    """While the breaker is open and due: ask the upstream (a free call) whether our
+    account works again; if so, let one generation through as the probe."""
+    from generations import upstream
+
+    gate = state()
+    if gate.breaker != UpstreamGate.Breaker.OPEN or (
+        gate.breaker_probe_at and gate.breaker_probe_at > timezone.now()
+    ):
+        return
+    if take_slot() > 0:
+        return
+    try:
+        credits = upstream.account_credits()
+    except UpstreamError as error:
+        if error.opens_breaker:
+            record_failure(error)
+        return
+    if credits is not None and credits <= 0:
+        logger.warning("Upstream probe: the account has no credits left")
+        with transaction.atomic():
+            gate = _locked()
+            gate.breaker_probe_at = timezone.now() + timedelta(
+                seconds=settings.UPSTREAM_BREAKER_COOLDOWN_SECONDS
+            )
+            gate.save(update_fields=["breaker_probe_at"])

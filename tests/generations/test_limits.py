@@ -1,0 +1,97 @@
+"""Fairness and limits: the per-workspace running limit, queue positions, the shared rate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from accounts.models import Workspace
+from billing import wallets
+from generations import services
+from generations.fake_segmind import FakeSegmind
+from generations.models import RUNNING_PHASES, Generation, Phase, Status
+from tests.conftest import make_user
+from tests.generations.helpers import submit
+from tests.support.processes import ROOT, database_url, environment
+from tests.support.queue import run_tasks
+
+
+@pytest.mark.django_db
+def test_twenty_jobs_in_one_workspace_run_at_most_four_at_a_time(
+    fake: FakeSegmind, studio: Workspace, settings: Any
+) -> None:
+    settings.MAX_RUNNING_PER_WORKSPACE = 4
+    jobs = [submit(studio, prompt=f"clip {n}") for n in range(20)]
+    assert [g.phase for g in jobs[:4]] == [Phase.SUBMITTING] * 4
+    assert all(g.phase == Phase.QUEUED for g in jobs[4:])
+
+    positions = services.queue_positions(Generation.objects.filter(pk__in=[g.pk for g in jobs]))
+    assert [positions[g.pk] for g in jobs[4:]] == list(range(1, 17))
+    assert services.progress(jobs[7]).queue_position == 4
+    assert services.progress(jobs[7]).eta_seconds
+
+    most = 0
+
+    def observe() -> bool:
+        nonlocal most
+        running = Generation.objects.filter(workspace=studio, phase__in=RUNNING_PHASES).count()
+        most = max(most, running)
+        return (
+            not Generation.objects.filter(workspace=studio)
+            .exclude(phase__in=[Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED])
+            .exists()
+        )
+
+    run_tasks(until=observe, timeout=90)
+    assert most == 4
+    finished = list(Generation.objects.filter(workspace=studio).order_by("started_at"))
+    assert all(g.status == Status.SUCCEEDED for g in finished)
+    assert [g.pk for g in finished] == [g.pk for g in jobs]  # first in, first started
+    assert wallets.balance(studio).available == 1000 - 20 * jobs[0].cost
+
+
+@pytest.mark.django_db
+def test_one_workspaces_queue_does_not_hold_up_another(
+    fake: FakeSegmind, studio: Workspace, settings: Any
+) -> None:
+    settings.MAX_RUNNING_PER_WORKSPACE = 1
+    for n in range(3):
+        submit(studio, prompt=f"busy {n}")
+    other = Workspace.objects.create_team(name="Other", owner=make_user("olga@example.com"))
+    wallets.grant(other, 100, key="funding")
+    assert submit(other).phase == Phase.SUBMITTING
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_worker_processes_share_the_request_rate() -> None:
+    """Both processes take slots as fast as they can; together they get SEGMIND_RPM."""
+    code = (
+        "import json, time\n"
+        "from generations import gate\n"
+        "taken, end = [], time.time() + 2\n"
+        "while time.time() < end:\n"
+        "    if gate.take_slot() == 0:\n"
+        "        taken.append(time.time())\n"
+        "    else:\n"
+        "        time.sleep(0.01)\n"
+        "print(json.dumps(taken))\n"
+    )
+    env = {"DATABASE_URL": database_url(), "SEGMIND_RPM": "12", "LOG_LEVEL": "ERROR"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import django; django.setup()\n" + code],
+            cwd=ROOT,
+            env=environment(env),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    takes = [json.loads(worker.communicate(timeout=60)[0]) for worker in workers]
+    assert sum(len(t) for t in takes) == 12
+    assert all(takes)  # both processes got some: one shared window, not one each
