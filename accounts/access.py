@@ -42,7 +42,7 @@ def get_workspace_for_user(
     assert isinstance(user, User)
     membership = get_membership(user, slug)
     require_role(membership, minimum)
-    if request.method == "GET":
+    if request.method == "GET" and request.session.get(CURRENT_WORKSPACE_SESSION_KEY) != slug:
         # Remembered so that "/" returns the user to the workspace they last opened.
         request.session[CURRENT_WORKSPACE_SESSION_KEY] = slug
     return membership.workspace, membership

@@ -32,3 +32,9 @@ class DeleteTeamForm(forms.Form):
         if value.strip() != self.team_name:
             raise forms.ValidationError("That is not the team's name.")
         return value
+
+
+class MonthlyCapForm(forms.Form):
+    monthly_cap = forms.IntegerField(
+        label="Monthly limit (credits)", min_value=0, max_value=10_000_000, required=False
+    )

@@ -226,6 +226,17 @@ def change_role(*, actor: Membership, target: Membership, role: str) -> Membersh
     return target
 
 
+def set_monthly_cap(*, actor: Membership, target: Membership, cap: int | None) -> Membership:
+    """Limit what `target` may spend per calendar month in this team (None: no limit)."""
+    _require_manager(actor)
+    _require_team(actor.workspace)
+    if cap is not None and cap < 0:
+        raise TeamActionError("A monthly limit is zero or more credits.")
+    target.monthly_cap = cap
+    target.save(update_fields=["monthly_cap"])
+    return target
+
+
 def remove_member(*, actor: Membership, target: Membership) -> None:
     _require_manager(actor)
     if target.is_owner:

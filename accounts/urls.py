@@ -6,11 +6,11 @@ from accounts import views
 
 # Mounted under /w/<slug>/.
 workspace_urlpatterns = [
-    path("", views.workspace_home, name="workspace_home"),
     path("members/", views.members, name="members"),
     path("members/invite/", views.member_invite, name="member_invite"),
     path("members/leave/", views.leave, name="leave_workspace"),
     path("members/<uuid:member_id>/role/", views.member_role, name="member_role"),
+    path("members/<uuid:member_id>/cap/", views.member_cap, name="member_cap"),
     path("members/<uuid:member_id>/remove/", views.member_remove, name="member_remove"),
     path("members/<uuid:member_id>/transfer/", views.member_transfer, name="member_transfer"),
     path(

@@ -12,8 +12,9 @@ from django.views.decorators.http import require_POST
 
 from accounts import services
 from accounts.access import get_workspace_for_user
-from accounts.forms import DeleteTeamForm, InviteForm, RoleForm, TeamNameForm
+from accounts.forms import DeleteTeamForm, InviteForm, MonthlyCapForm, RoleForm, TeamNameForm
 from accounts.models import Invitation, Membership, Role, User
+from billing import wallets
 
 
 def _user(request: HttpRequest) -> User:
@@ -23,14 +24,6 @@ def _user(request: HttpRequest) -> User:
 
 def _members_url(slug: str) -> str:
     return reverse("members", args=[slug])
-
-
-@login_required
-def workspace_home(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace, membership = get_workspace_for_user(request, slug)
-    return render(
-        request, "accounts/workspace_home.html", {"workspace": workspace, "membership": membership}
-    )
 
 
 @login_required
@@ -59,6 +52,9 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
         if membership.can_manage
         else Invitation.objects.none()
     )
+    spend = wallets.month_spend_by_member(workspace) if workspace.is_team else {}
+    for row in rows:
+        row.spent_this_month = spend.get(row.user_id, 0)  # type: ignore[attr-defined]
     return render(
         request,
         "accounts/members.html",
@@ -138,6 +134,28 @@ def member_role(request: HttpRequest, slug: str, member_id: str) -> HttpResponse
         messages.success(
             request, f"{target.user.email} is now {target.get_role_display().lower()}."
         )
+    return redirect("members", slug)
+
+
+@login_required
+@require_POST
+def member_cap(request: HttpRequest, slug: str, member_id: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    target = get_object_or_404(workspace.memberships.select_related("user"), pk=member_id)
+    form = MonthlyCapForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A monthly limit is a whole number of credits, or empty for none.")
+        return redirect("members", slug)
+    try:
+        services.set_monthly_cap(
+            actor=membership, target=target, cap=form.cleaned_data["monthly_cap"]
+        )
+    except services.TeamActionError as error:
+        messages.error(request, str(error))
+    else:
+        cap = target.monthly_cap
+        limit = "no monthly limit" if cap is None else f"a limit of {cap} credits a month"
+        messages.success(request, f"{target.user.email} now has {limit}.")
     return redirect("members", slug)
 
 

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,17 @@ LIMITS = {"guidance_scale": (2, 10), "fps": (7, 30), "frames": (1, 160), "steps"
 INTEGERS = ("frames", "steps")
 MARKER = re.compile(r"\[(fault|latency):([\w.:-]+?)(?:x(\d+))?(?:@(\w+))?\]")
 COST_PER_FRAME_STEP = 0.266 / (52 * 30)  # Segmind's average call cost, for the defaults
+PALETTES = [
+    ("4338ca", "f59e0b", "ec4899"),
+    ("0ea5e9", "22c55e", "fde047"),
+    ("7c3aed", "06b6d4", "f472b6"),
+    ("dc2626", "f97316", "facc15"),
+    ("0f766e", "a3e635", "38bdf8"),
+    ("1e3a8a", "9333ea", "f43f5e"),
+    ("065f46", "10b981", "fef3c7"),
+    ("be185d", "fb7185", "fde68a"),
+]
+GRADIENT_TYPES = ("spiral", "radial", "circular", "linear")
 
 
 @dataclass
@@ -92,14 +104,18 @@ class FakeSegmind:
         rpm: int = 0,
         timeout_seconds: float = 120.0,
         quiet: bool = True,
+        pretty: bool = False,
     ) -> None:
         self.state = State(
             latency=latency, record_ttl=record_ttl, rpm=rpm, timeout_seconds=timeout_seconds
         )
         self.lock = threading.Lock()
         self.quiet = quiet
+        # Demo videos are animated gradients coloured by the prompt; tests use ffmpeg's
+        # much faster test pattern.
+        self.pretty = pretty
         self.folder = Path(tempfile.mkdtemp(prefix="fake-segmind-"))
-        self.videos: dict[tuple[int, float], Path] = {}
+        self.videos: dict[tuple[int, float, int], Path] = {}
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
@@ -170,13 +186,22 @@ class FakeSegmind:
 
     # --- Videos ----------------------------------------------------------------------
 
-    def video(self, frames: int, fps: float) -> Path:
+    def video(self, frames: int, fps: float, prompt: str = "") -> Path:
         """A real MP4 of `frames` frames at `fps` (cached)."""
-        key = (frames, fps)
+        look = zlib.crc32(prompt.encode()) % len(PALETTES) if self.pretty else -1
+        key = (frames, fps, look)
         with self.lock:
             if key in self.videos:
                 return self.videos[key]
-            path = self.folder / f"{frames}-{fps:g}.mp4"
+            path = self.folder / f"{frames}-{fps:g}-{look}.mp4"
+            if look >= 0:
+                colors = PALETTES[look]
+                source = (
+                    f"gradients=s=848x480:r={fps:g}:c0=0x{colors[0]}:c1=0x{colors[1]}"
+                    f":c2=0x{colors[2]}:n=3:speed=0.02:type={GRADIENT_TYPES[look % 4]}"
+                )
+            else:
+                source = f"testsrc2=size=848x480:rate={fps:g}"
             subprocess.run(  # noqa: S603 - a fixed binary and our own arguments
                 [
                     ffmpeg(),
@@ -187,7 +212,7 @@ class FakeSegmind:
                     "-f",
                     "lavfi",
                     "-i",
-                    f"testsrc2=size=848x480:rate={fps:g}",
+                    source,
                     "-frames:v",
                     str(frames),
                     "-pix_fmt",
@@ -420,7 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.startswith("big"):
             megabytes = int(fault.split(":", 1)[1]) if ":" in fault else 300
             return self.fake.padded_video(params["frames"], float(params["fps"]), megabytes)
-        return self.fake.video(params["frames"], float(params["fps"]))
+        return self.fake.video(params["frames"], float(params["fps"]), params["prompt"])
 
     # --- Routes ----------------------------------------------------------------------
 

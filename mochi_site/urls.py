@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts.urls import workspace_urlpatterns
+from accounts.urls import workspace_urlpatterns as team_pages
+from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
-    path("w/<slug:slug>/", include(workspace_urlpatterns)),
+    path("", include("generations.urls")),
+    path("w/<slug:slug>/", include(generation_pages)),
+    path("w/<slug:slug>/", include(team_pages)),
     path("admin/", admin.site.urls),
 ]

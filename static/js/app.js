@@ -21,6 +21,19 @@
     if (question && !window.confirm(question)) event.preventDefault();
   }, true);
 
+  // <button data-copy="#field"> copies that field's text.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) return;
+    var field = document.querySelector(button.getAttribute("data-copy"));
+    if (!field) return;
+    navigator.clipboard.writeText(field.value || field.textContent).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
   document.addEventListener("htmx:after:swap", function (event) { localizeTimes(event.target || document); });
 })();

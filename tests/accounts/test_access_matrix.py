@@ -47,6 +47,7 @@ CASES: list[Case] = [
     ),
     ("POST", "member_role", lambda t: [t.membership(t.bob).pk], {"role": "viewer"}, Role.ADMIN),
     ("POST", "member_remove", lambda t: [t.membership(t.carol).pk], {}, Role.ADMIN),
+    ("POST", "member_cap", lambda t: [t.membership(t.bob).pk], {"monthly_cap": "50"}, Role.ADMIN),
     ("POST", "invitation_resend", lambda t: [_invitation(t).pk], {}, Role.ADMIN),
     ("POST", "invitation_revoke", lambda t: [_invitation(t).pk], {}, Role.ADMIN),
     ("POST", "workspace_rename", lambda t: [], {"name": "Renamed"}, Role.ADMIN),

@@ -110,3 +110,29 @@ def test_the_owner_transfers_ownership_and_becomes_admin(client: Client, team: T
     assert team.membership(team.bob).role == Role.OWNER
     assert team.membership(team.alice).role == Role.ADMIN
     assert team.workspace.memberships.filter(role=Role.OWNER).count() == 1
+
+
+def test_an_admin_sets_and_clears_a_members_monthly_limit(client: Client, team: Team) -> None:
+    client.force_login(team.erin)
+    url = reverse("member_cap", args=[team.workspace.slug, team.membership(team.bob).pk])
+    client.post(url, {"monthly_cap": "120"})
+    assert team.membership(team.bob).monthly_cap == 120
+    client.post(url, {"monthly_cap": "-5"})
+    assert team.membership(team.bob).monthly_cap == 120
+    client.post(url, {"monthly_cap": ""})
+    assert team.membership(team.bob).monthly_cap is None
+
+
+def test_the_members_page_shows_what_each_member_spent_this_month(
+    client: Client, team: Team
+) -> None:
+    from billing import wallets
+
+    wallets.grant(team.workspace, 500, key="funding")
+    held = wallets.hold(team.workspace, 39, key="g1", member_id=team.bob.pk)
+    wallets.capture(held, 30, key="g1")
+    wallets.hold(team.workspace, 20, key="g2", member_id=team.bob.pk)
+    client.force_login(team.alice)
+    page = client.get(reverse("members", args=[team.workspace.slug])).content.decode()
+    bob_row = page.split("bob@example.com", 1)[1].split("</tr>", 1)[0]
+    assert "50 credits" in bob_row  # 30 charged + 20 held

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from generations.fake_segmind import FakeSegmind
+from tests.support.queue import run_tasks
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 CHROMIUM_ARGS = [
@@ -85,3 +90,56 @@ def site_url(live_server: object, settings: object) -> str:
     url = str(live_server.url)  # type: ignore[attr-defined]
     settings.SITE_URL = url  # type: ignore[attr-defined]
     return url
+
+
+@pytest.fixture
+def pipeline(site_url: str, settings: Any) -> Iterator[FakeSegmind]:
+    """The fake upstream plus a worker thread running queued tasks, so the browser can
+    watch generations move while the live server serves the pages."""
+    from generations import upstream
+
+    with FakeSegmind(latency=2.0) as fake:
+        settings.SEGMIND_BASE_URL = fake.url
+        settings.SEGMIND_API_KEY = "test-key"
+        settings.SEGMIND_POLL_SECONDS = 0.5
+        settings.SEGMIND_TYPICAL_SECONDS = 2
+        settings.SEGMIND_RPM = 100_000
+        upstream.reset_sessions()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            from django.db import connection
+
+            try:
+                while not stop.is_set():
+                    if not run_tasks(timeout=0.3):
+                        time.sleep(0.1)
+            except BaseException as error:  # reported by the test below
+                errors.append(error)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        yield fake
+        stop.set()
+        worker.join(timeout=30)
+        upstream.reset_sessions()
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture
+def snap(artifacts: Path) -> Callable[[Any, str], None]:
+    """Save a screenshot as a test artifact; with MOCHI_SCREENSHOTS=<folder> also there
+    (`make screenshots` refreshes docs/screenshots this way)."""
+    extra = os.environ.get("MOCHI_SCREENSHOTS")
+
+    def take(page: Any, name: str) -> None:
+        page.screenshot(path=artifacts / f"{name}.png", full_page=True)
+        if extra:
+            Path(extra).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=Path(extra) / f"{name}.png", full_page=True)
+
+    return take

@@ -36,6 +36,7 @@ class Command(BaseCommand):
             record_ttl=options["record_ttl"],
             rpm=options["rpm"],
             quiet=not options["verbose"],
+            pretty=True,
         )
         self.stdout.write(json.dumps({"url": fake.url, "latency": options["latency"]}))
         self.stdout.flush()
