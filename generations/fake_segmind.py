@@ -117,7 +117,7 @@ class FakeSegmind:
         self.folder = Path(tempfile.mkdtemp(prefix="fake-segmind-"))
         self.videos: dict[tuple[int, float, int], Path] = {}
         handler = type("Handler", (_Handler,), {"fake": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server = _Server((host, port), handler)
         self.server.daemon_threads = True
         self.thread: threading.Thread | None = None
 
@@ -301,6 +301,10 @@ def validate(body: Any) -> tuple[dict[str, Any] | None, str]:
         return None, "seed must be an integer"
     params["frames"], params["steps"] = int(params["frames"]), int(params["steps"])
     return params, ""
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # many clients connect at once in the benchmarks
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -43,18 +43,25 @@ def state() -> UpstreamGate:
 
 def take_slot() -> float:
     """Take one request slot. Returns 0.0 when taken, otherwise the seconds to wait
-    before trying again (nothing was taken)."""
+    before trying again (nothing was taken).
+
+    The window counts calls per second over the last 60 seconds (at most 60 numbers
+    in the row, whatever the rate), so no 60-second span ever holds more than
+    SEGMIND_RPM calls."""
     with transaction.atomic():
         gate = _locked()
         now = timezone.now()
         if gate.blocked_until and gate.blocked_until > now:
             return (gate.blocked_until - now).total_seconds()
         clock = time.time()
-        window = [t for t in gate.recent_calls if t > clock - WINDOW_SECONDS]
-        if len(window) >= settings.SEGMIND_RPM:
-            return max(window[0] + WINDOW_SECONDS - clock, 0.05)
-        window.append(clock)
-        gate.recent_calls = window
+        second = int(clock)
+        recent = gate.recent_calls if isinstance(gate.recent_calls, dict) else {}
+        counts = {int(at): n for at, n in recent.items() if int(at) > second - WINDOW_SECONDS}
+        if sum(counts.values()) >= settings.SEGMIND_RPM:
+            oldest = min(counts)
+            return max(oldest + WINDOW_SECONDS - clock, 0.05)
+        counts[second] = counts.get(second, 0) + 1
+        gate.recent_calls = {str(at): n for at, n in counts.items()}
         gate.save(update_fields=["recent_calls"])
         return 0.0
 

@@ -35,22 +35,17 @@ def duration_seconds(path: Path) -> float:
         timeout=60,
         check=False,
     )
-    match = _DURATION.search(result.stderr)
-    if not match:
-        raise BrokenVideo("no duration in the video's header")
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return _duration(result.stderr)
 
 
-def make_poster(video: Path, poster: Path) -> None:
-    """The first frame as a JPEG; fails when the video cannot be decoded."""
+def make_poster(video: Path, poster: Path) -> float:
+    """Write the first frame as a JPEG and return the video's duration, in one ffmpeg run;
+    fails when the video cannot be decoded or has no duration."""
     result = subprocess.run(  # noqa: S603
         [
             ffmpeg(),
             "-hide_banner",
             "-nostdin",
-            "-v",
-            "error",
             "-y",
             "-i",
             str(video),
@@ -66,4 +61,13 @@ def make_poster(video: Path, poster: Path) -> None:
         check=False,
     )
     if result.returncode != 0 or not poster.exists() or poster.stat().st_size == 0:
-        raise BrokenVideo(result.stderr.strip()[:300] or "could not decode a frame")
+        raise BrokenVideo(result.stderr.strip()[-300:] or "could not decode a frame")
+    return _duration(result.stderr)
+
+
+def _duration(ffmpeg_output: str) -> float:
+    match = _DURATION.search(ffmpeg_output)
+    if not match:
+        raise BrokenVideo("no duration in the video's header")
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)

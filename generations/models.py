@@ -239,7 +239,7 @@ class UpstreamGate(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     recent_calls = models.JSONField(
-        default=list, blank=True, help_text="Unix times of the calls in the last minute."
+        default=dict, blank=True, help_text="Calls per second (Unix time) in the last minute."
     )
     blocked_until = models.DateTimeField(
         null=True, blank=True, help_text="The upstream asked us to wait (429) until then."

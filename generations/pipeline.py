@@ -319,8 +319,7 @@ def _store_and_finish(generation: Generation, video: Path, *, final: bool) -> bo
     try:
         if not media.looks_like_mp4(video):
             raise media.BrokenVideo("not an MP4 file")
-        seconds = media.duration_seconds(video)
-        media.make_poster(video, poster)
+        seconds = media.make_poster(video, poster)
     except (media.BrokenVideo, OSError) as broken:
         finish_failed(generation, "broken_video", detail=str(broken))
         return True

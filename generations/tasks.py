@@ -52,6 +52,9 @@ def enqueue(step: str, generation_id: uuid.UUID | str, *, delay: float = 0.0) ->
             str(generation_id),
             task_name=f"{step}-{generation_id}",
             group="generations",
+            # The generation row records each step's outcome; a result row per poll would
+            # only add writes (failures are kept by django-q2 regardless).
+            save=False,
             **options,
         )
     )

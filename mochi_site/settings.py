@@ -159,7 +159,7 @@ Q_CLUSTER: dict[str, Any] = {
     "ack_failures": True,
     "queue_limit": 4,
     "bulk": 1,
-    "poll": 0.25,
+    "poll": 0.1,
     "save_limit": 1000,
     "catch_up": False,
     "recycle": 200,
@@ -313,12 +313,12 @@ if AWS_STORAGE_BUCKET_NAME:
         )
     from boto3.s3.transfer import TransferConfig
 
-    # Multipart uploads with at most two 8 MB parts read ahead and two in flight:
+    # Multipart uploads with at most two 8 MB parts read ahead and four in flight:
     # memory stays bounded however large the video (read from a temporary file).
     _transfer = TransferConfig(
         multipart_threshold=16 * 1024 * 1024,
         multipart_chunksize=8 * 1024 * 1024,
-        max_concurrency=2,
+        max_concurrency=4,
     )
     _transfer.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3's init lacks it
     _s3_options["transfer_config"] = _transfer
