@@ -55,8 +55,9 @@ logger = logging.getLogger(__name__)
 
 # How long after receipt the retry sweep processes an event whose task was lost.
 EVENT_SAFETY_NET_SECONDS = 600
-# A worker holds an event this long; after that another may take it (the first died).
-EVENT_LEASE = timedelta(minutes=5)
+# A worker holds an event while it runs; the queue kills a task after its timeout, so
+# after that long the event is free again for the sweep (its worker died).
+EVENT_LEASE = timedelta(seconds=settings.Q_CLUSTER["timeout"])
 
 
 class CheckoutRefused(Exception):
