@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -70,9 +71,13 @@ def test_one_workspaces_queue_does_not_hold_up_another(
 @pytest.mark.django_db(transaction=True)
 def test_two_worker_processes_share_the_request_rate() -> None:
     """Both processes take slots as fast as they can; together they get SEGMIND_RPM."""
+    # Both start at the same moment, whichever finished starting Django first: the
+    # first to start would otherwise take the whole window before the other is up.
+    begin = time.time() + 4
     code = (
         "import json, time\n"
         "from generations import gate\n"
+        f"time.sleep(max(0, {begin} - time.time()))\n"
         "taken, end = [], time.time() + 2\n"
         "while time.time() < end:\n"
         "    if gate.take_slot() == 0:\n"
