@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.ledger import (
@@ -269,46 +269,19 @@ def _resolve(
 
 def member_spend_this_month(wallet_id: int, member_id: int, now: datetime | None = None) -> int:
     """Credits a member has captured this calendar month (UTC) plus what they hold now."""
-    rows, sums = _month_spend(wallet_id, now)
-    totals = rows.filter(member_id=member_id).aggregate(**sums)
-    return int(totals["captured"] or 0) + int(totals["held"] or 0)
-
-
-@dataclass(frozen=True)
-class MemberSpend:
-    captured: int
-    held: int
-
-    @property
-    def total(self) -> int:
-        return self.captured + self.held
-
-
-def spend_this_month_by_member(
-    wallet_id: int, now: datetime | None = None
-) -> dict[int, MemberSpend]:
-    """Every member's spend this month, by the same rule as the caps (one query)."""
-    rows, sums = _month_spend(wallet_id, now)
-    grouped = rows.filter(member_id__isnull=False).values_list("member_id").annotate(**sums)
-    return {
-        int(member): MemberSpend(int(captured or 0), int(held or 0))
-        for member, captured, held in grouped.order_by()
-    }
-
-
-def _month_spend(wallet_id: int, now: datetime | None) -> tuple[QuerySet[Transfer], dict[str, Sum]]:
     now = now or timezone.now()
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     # Holds older than their timeout are expired (or about to be): bound the scan.
     oldest_hold = now - timedelta(seconds=settings.HOLD_TIMEOUT_SECONDS) - timedelta(hours=1)
-    rows = Transfer.objects.filter(
-        debit_account_id=wallet_id, created_at__gte=min(month_start, oldest_hold)
+    totals = Transfer.objects.filter(
+        debit_account_id=wallet_id,
+        member_id=member_id,
+        created_at__gte=min(month_start, oldest_hold),
+    ).aggregate(
+        captured=Sum("amount", filter=Q(phase=Phase.POST, created_at__gte=month_start)),
+        held=Sum("amount", filter=Q(phase=Phase.PENDING, resolutions__isnull=True)),
     )
-    sums = {
-        "captured": Sum("amount", filter=Q(phase=Phase.POST, created_at__gte=month_start)),
-        "held": Sum("amount", filter=Q(phase=Phase.PENDING, resolutions__isnull=True)),
-    }
-    return rows, sums
+    return int(totals["captured"] or 0) + int(totals["held"] or 0)
 
 
 # --- Clawbacks ---------------------------------------------------------------------
@@ -425,3 +398,43 @@ def settle(wallet: int, receivable: int) -> Transfer | None:
                 )
             ]
         ).transfers[0]
+
+
+# --- Reports -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberSpend:
+    captured: int
+    held: int
+
+    @property
+    def total(self) -> int:
+        return self.captured + self.held
+
+
+def spend_this_month_by_member(
+    wallet_id: int, now: datetime | None = None
+) -> dict[int, MemberSpend]:
+    """Every member's spend this month, by the rule of `member_spend_this_month` (the caps'),
+    captured and held apart, in one query (the billing page's usage by member)."""
+    now = now or timezone.now()
+    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    oldest_hold = now - timedelta(seconds=settings.HOLD_TIMEOUT_SECONDS) - timedelta(hours=1)
+    grouped = (
+        Transfer.objects.filter(
+            debit_account_id=wallet_id,
+            member_id__isnull=False,
+            created_at__gte=min(month_start, oldest_hold),
+        )
+        .values_list("member_id")
+        .annotate(
+            captured=Sum("amount", filter=Q(phase=Phase.POST, created_at__gte=month_start)),
+            held=Sum("amount", filter=Q(phase=Phase.PENDING, resolutions__isnull=True)),
+        )
+        .order_by()
+    )
+    return {
+        int(member): MemberSpend(int(captured or 0), int(held or 0))
+        for member, captured, held in grouped
+    }

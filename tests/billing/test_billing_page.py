@@ -284,3 +284,24 @@ def test_another_workspaces_transfers_never_appear(client: Client, team: Team) -
         client.get(f"/w/{team.workspace.slug}/billing/ledger.csv").streaming_content
     )
     assert b"dave-only" not in csv_body
+
+
+def test_usage_by_member_counts_like_the_monthly_caps(team: Team) -> None:
+    """Captures of earlier months do not count; holds count until resolved."""
+    wallets.grant(team.workspace, 1000, key="fund")
+    last_month = timezone.now().replace(day=1) - timedelta(days=3)
+    with mock.patch("billing.ledger.timezone.now", return_value=last_month):
+        wallets.hold(team.workspace, 100, key="generation:old", member_id=team.bob.pk)
+        wallets.capture(wallets.hold_id("generation:old"), 100, key="generation:old")
+    wallets.hold(team.workspace, 30, key="generation:now", member_id=team.bob.pk)
+    wallets.capture(wallets.hold_id("generation:now"), 30, key="generation:now")
+    wallets.hold(team.workspace, 20, key="generation:held", member_id=team.bob.pk)
+    wallets.hold(team.workspace, 50, key="generation:gone", member_id=team.erin.pk)
+    wallets.release(wallets.hold_id("generation:gone"), key="generation:gone")
+
+    usage = {u.membership.user_id: u for u in statement.member_usage(team.workspace)}
+    assert (usage[team.bob.pk].captured, usage[team.bob.pk].held) == (30, 20)
+    assert usage[team.erin.pk].total == 0
+    wallet = wallet_account_id(team.workspace.pk)
+    for user in (team.alice, team.erin, team.bob, team.carol):
+        assert usage[user.pk].total == wallets.member_spend_this_month(wallet, user.pk)
