@@ -176,6 +176,14 @@ class Code(models.TextChoices):
     TRANSFER = "transfer", "Transfer between workspaces"
 
 
+class TransferQuerySet(models.QuerySet["Transfer"]):
+    def touching(self, *account_ids: int) -> TransferQuerySet:
+        """Transfers that debit or credit any of these accounts (a workspace's statement)."""
+        return self.filter(
+            Q(debit_account_id__in=account_ids) | Q(credit_account_id__in=account_ids)
+        )
+
+
 class Transfer(models.Model):
     # Deterministic (UUIDv5 of what caused it): the id is the idempotency key.
     id = models.UUIDField(primary_key=True, editable=False)
@@ -207,6 +215,8 @@ class Transfer(models.Model):
         help_text="The member whose action spent the credits (for monthly caps).",
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TransferQuerySet.as_manager()
 
     FIELDS_COMPARED_ON_REPLAY: ClassVar[tuple[str, ...]] = (
         "debit_account_id",
@@ -271,3 +281,196 @@ class AuditRun(models.Model):
 
     def __str__(self) -> str:
         return f"Audit {self.ran_at:%Y-%m-%d %H:%M}: {'clean' if self.ok else 'VIOLATIONS'}"
+
+
+# --- Stripe: customers, purchases of credit packs, incoming events ----------------------
+
+
+class StripeCustomer(models.Model):
+    """The workspace's Customer at Stripe: created with its first purchase, then reused."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.PROTECT, related_name="stripe_customer"
+    )
+    customer_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} ({self.workspace})"
+
+
+class PurchaseStatus(models.TextChoices):
+    PENDING = "pending", "Checkout started"
+    AWAITING_PAYMENT = "awaiting_payment", "Payment processing"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Payment failed"
+    EXPIRED = "expired", "Not completed"
+
+
+# Dispute statuses after which the money stays with the merchant: the credits return.
+DISPUTE_RESOLVED_FOR_US = ("won", "warning_closed", "prevented")
+DISPUTE_CLOSED = (*DISPUTE_RESOLVED_FOR_US, "lost")
+
+
+class Purchase(models.Model):
+    """One Stripe Checkout of one credit pack, from the click to its last refund."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="purchases")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who started the checkout.",
+    )
+    # What was bought, copied from the pack at the time: packs may change later.
+    pack_id = models.CharField(max_length=40)
+    pack_name = models.CharField(max_length=100)
+    credits = models.PositiveIntegerField()
+    amount_cents = models.PositiveIntegerField(help_text="In the currency's smallest unit.")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=20, choices=PurchaseStatus.choices, default=PurchaseStatus.PENDING
+    )
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, default="")
+    charge_id = models.CharField(max_length=255, blank=True, default="")
+    refunded_cents = models.PositiveIntegerField(
+        default=0, help_text="The charge's cumulative amount refunded, as last seen."
+    )
+    credits_refunded = models.PositiveIntegerField(
+        default=0, help_text="Credits taken back for refunds."
+    )
+    credits_disputed = models.PositiveIntegerField(
+        default=0, help_text="Credits taken back while a dispute stands."
+    )
+    dispute_id = models.CharField(max_length=255, blank=True, default="")
+    dispute_status = models.CharField(max_length=40, blank=True, default="")
+    granted_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # Refunds and disputes find their purchase by its PaymentIntent.
+            models.UniqueConstraint(
+                fields=["payment_intent_id"],
+                condition=~Q(payment_intent_id=""),
+                name="billing_purchase_one_per_payment",
+            ),
+            models.CheckConstraint(
+                condition=Q(credits__gt=0) & Q(amount_cents__gt=0),
+                name="billing_purchase_sells_something",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in PurchaseStatus]),
+                name="billing_purchase_status_valid",
+            ),
+            # Credits are granted exactly when the purchase is paid.
+            models.CheckConstraint(
+                condition=Q(status="paid", granted_at__isnull=False)
+                | (~Q(status="paid") & Q(granted_at__isnull=True)),
+                name="billing_purchase_paid_means_granted",
+            ),
+            models.CheckConstraint(
+                condition=Q(credits__gte=F("credits_refunded") + F("credits_disputed")),
+                name="billing_purchase_takes_back_at_most_its_credits",
+            ),
+        ]
+        indexes = [
+            # The billing page: a workspace's purchases, newest first.
+            models.Index(fields=["workspace", "-created_at"], name="billing_purchase_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pack_name} ({self.credits} credits) for {self.workspace}: {self.status}"
+
+    @property
+    def amount(self) -> str:
+        from billing.packs import format_money
+
+        return format_money(self.amount_cents, self.currency)
+
+    @property
+    def refunded(self) -> str:
+        from billing.packs import format_money
+
+        return format_money(self.refunded_cents, self.currency)
+
+    @property
+    def credits_clawed_back(self) -> int:
+        return self.credits_refunded + self.credits_disputed
+
+    @property
+    def is_granted(self) -> bool:
+        return self.granted_at is not None
+
+    @property
+    def label(self) -> str:
+        """The state a customer reads: payment, then refunds and disputes."""
+        if self.status != PurchaseStatus.PAID:
+            return self.get_status_display()
+        if self.dispute_status == "lost":
+            return "Dispute lost"
+        if self.dispute_status and self.dispute_status not in DISPUTE_CLOSED:
+            return "Disputed"
+        if self.refunded_cents >= self.amount_cents:
+            return "Refunded"
+        if self.refunded_cents:
+            return "Partly refunded"
+        return "Paid"
+
+    @property
+    def badge(self) -> str:
+        """The CSS badge for `label`."""
+        label = self.label
+        if label == "Paid":
+            return "badge-ok"
+        if label in ("Checkout started", "Payment processing"):
+            return "badge-info"
+        if label in ("Partly refunded", "Refunded", "Not completed"):
+            return "badge-warn"
+        return "badge-bad"
+
+
+class StripeEvent(models.Model):
+    """A webhook event from Stripe, stored once under its id and processed by a worker."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=40, blank=True, default="")
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=300, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A worker processing the event holds it until then (see billing.tasks).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # When the sweep should process it (again) if it is still unprocessed by then.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # The retry sweep: unprocessed events that are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(processed_at__isnull=True),
+                name="billing_stripeevent_due",
+            ),
+            models.Index(fields=["-received_at"], name="billing_stripeevent_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+    @property
+    def state(self) -> str:
+        if self.processed_at:
+            return "processed"
+        return "failed" if self.error else "pending"

@@ -419,3 +419,43 @@ def settle(wallet: int, receivable: int) -> Transfer | None:
                 )
             ]
         ).transfers[0]
+
+
+# --- Reports -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberSpend:
+    captured: int
+    held: int
+
+    @property
+    def total(self) -> int:
+        return self.captured + self.held
+
+
+def spend_this_month_by_member(
+    wallet_id: int, now: datetime | None = None
+) -> dict[int, MemberSpend]:
+    """Every member's spend this month, by the rule of `member_spend_this_month` (the caps'),
+    captured and held apart, in one query (the billing page's usage by member)."""
+    now = now or timezone.now()
+    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    oldest_hold = now - timedelta(seconds=settings.HOLD_TIMEOUT_SECONDS) - timedelta(hours=1)
+    grouped = (
+        Transfer.objects.filter(
+            debit_account_id=wallet_id,
+            member_id__isnull=False,
+            created_at__gte=min(month_start, oldest_hold),
+        )
+        .values_list("member_id")
+        .annotate(
+            captured=Sum("amount", filter=Q(phase=Phase.POST, created_at__gte=month_start)),
+            held=Sum("amount", filter=Q(phase=Phase.PENDING, resolutions__isnull=True)),
+        )
+        .order_by()
+    )
+    return {
+        int(member): MemberSpend(int(captured or 0), int(held or 0))
+        for member, captured, held in grouped
+    }

@@ -261,6 +261,38 @@ UPSTREAM_BREAKER_COOLDOWN_SECONDS = env_int(
 # How long a team invitation stays valid.
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1, maximum=90)
 
+# --- Payments (Stripe) ---------------------------------------------------------
+
+# Unset: the billing page shows the packs but cannot sell them (operators still
+# grant credits with `grant_credits`). Set: both are needed, because fulfilment
+# relies on the webhook when a customer never comes back from Checkout.
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
+    raise ImproperlyConfigured(
+        "STRIPE_SECRET_KEY is not valid: expected a secret key starting with sk_ or rk_"
+    )
+if STRIPE_WEBHOOK_SECRET and not STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
+    raise ImproperlyConfigured(
+        "STRIPE_WEBHOOK_SECRET is not valid: expected the endpoint's signing secret (whsec_…)"
+    )
+if STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRET:
+    raise ImproperlyConfigured(
+        "STRIPE_WEBHOOK_SECRET must be set with STRIPE_SECRET_KEY: purchases are fulfilled "
+        "from Stripe's webhook when the customer does not return from Checkout"
+    )
+# Stripe's API address; tests point it at a fake Stripe served on loopback.
+STRIPE_API_BASE = env_url("STRIPE_API_BASE", "https://api.stripe.com")
+
+# The credit packs on sale: the pricing page, the billing page and Checkout read
+# them from here. A purchase keeps its own copy of what was bought, so changing a
+# pack never changes past purchases. Prices are whole cents.
+CREDIT_PACKS: list[dict[str, Any]] = [
+    {"id": "starter", "name": "Starter", "credits": 500, "price_cents": 500, "currency": "usd"},
+    {"id": "creator", "name": "Creator", "credits": 2000, "price_cents": 1800, "currency": "usd"},
+    {"id": "pro", "name": "Pro", "credits": 10000, "price_cents": 8000, "currency": "usd"},
+]
+
 # --- Email ------------------------------------------------------------------
 
 MAILERS = {"default": env_mailer("EMAIL_URL", "consolemail://")}
@@ -411,6 +443,8 @@ LOGGING = {
             "level": "ERROR",
             "propagate": False,
         },
+        # stripe-python logs every request at INFO; its errors reach us as exceptions.
+        "stripe": {"level": "WARNING"},
         "mochi.alerts": {
             "handlers": ["console", "mail_admins"],
             "level": "WARNING",

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.urls import workspace_urlpatterns as team_pages
+from billing.urls import workspace_urlpatterns as billing_pages
 from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
 
@@ -14,7 +15,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("generations.urls")),
+    path("", include("billing.urls")),
     path("w/<slug:slug>/", include(generation_pages)),
     path("w/<slug:slug>/", include(team_pages)),
+    path("w/<slug:slug>/billing/", include(billing_pages)),
     path("admin/", admin.site.urls),
 ]

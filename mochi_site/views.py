@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.access import CURRENT_WORKSPACE_SESSION_KEY
-from accounts.models import Membership
+from accounts.models import Membership, Role
+from billing.packs import credit_packs
 from billing.pricing import duration_seconds, generation_cost, rate_description
 from mochi_site.health import run_checks
 
@@ -35,7 +37,28 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def pricing(request: HttpRequest) -> HttpResponse:
-    return render(request, "pages/pricing.html", {"pricing": _pricing_context()})
+    return render(
+        request,
+        "pages/pricing.html",
+        {"pricing": _pricing_context(), "packs": credit_packs(), "buy_url": _buy_url(request)},
+    )
+
+
+def _buy_url(request: HttpRequest) -> str:
+    """Where a visitor buys: signing up, or the billing page of a workspace they manage
+    (the one they last opened, else their personal workspace)."""
+    if not request.user.is_authenticated:
+        return reverse("account_signup")
+    managed = (
+        Membership.objects.live()
+        .filter(user=request.user, role__in=[Role.OWNER, Role.ADMIN])
+        .select_related("workspace")
+    )
+    remembered = request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
+    chosen = (remembered and managed.filter(workspace__slug=remembered).first()) or managed.filter(
+        workspace__kind="personal"
+    ).first()
+    return reverse("billing", args=[chosen.workspace.slug]) if chosen else reverse("home")
 
 
 def _pricing_context() -> dict[str, object]:

@@ -24,6 +24,23 @@ def test_pricing_states_the_credit_price(client: Client) -> None:
     assert b"One credit costs about one US cent" in response.content
 
 
+def test_pricing_lists_the_credit_packs_with_a_way_to_buy(client: Client, team: Team) -> None:
+    page = client.get("/pricing/").content.decode()
+    for text in ("Starter", "$5.00", "2,000 credits", "$18.00", "10,000 credits", "$80.00"):
+        assert text in page
+    assert '<a role="button" href="/accounts/signup/">Buy Starter</a>' in page
+
+    client.force_login(team.erin)  # an admin of the team she last opened
+    client.get(f"/w/{team.workspace.slug}/")
+    page = client.get("/pricing/").content.decode()
+    assert f'href="/w/{team.workspace.slug}/billing/">Buy Pro</a>' in page
+
+    client.force_login(team.bob)  # only a member of the team: his own workspace
+    client.get(f"/w/{team.workspace.slug}/")
+    page = client.get("/pricing/").content.decode()
+    assert f'href="/w/{team.bob.personal_workspace.slug}/billing/"' in page
+
+
 def test_home_returns_a_user_to_the_workspace_they_last_opened(client: Client, team: Team) -> None:
     client.force_login(team.bob)
     assert client.get("/")["Location"] == f"/w/{team.bob.personal_workspace.slug}/"

@@ -56,3 +56,20 @@ def test_a_development_mailer_fails_the_deployment_checklist() -> None:
     )
     assert result.returncode != 0
     assert "mail.E001" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRIPE_SECRET_KEY": "pk_test_123", "STRIPE_WEBHOOK_SECRET": "whsec_1"}, "sk_ or rk_"),
+        ({"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_WEBHOOK_SECRET": "abc"}, "whsec_"),
+        ({"STRIPE_SECRET_KEY": "sk_test_123"}, "STRIPE_WEBHOOK_SECRET must be set"),
+        ({"STRIPE_API_BASE": "api.stripe.com"}, "STRIPE_API_BASE="),
+    ],
+)
+def test_stripe_settings_are_checked_at_start(env: dict[str, str], message: str) -> None:
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    # A secret is never echoed into logs.
+    assert "sk_test_123" not in result.stderr.replace("STRIPE_SECRET_KEY", "")
