@@ -45,6 +45,8 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/hadolint Dockerfile
 	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
 
+# Three test processes: much of the suite waits on sockets and subprocesses.
+PYTEST_ARGS ?= -n 3
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

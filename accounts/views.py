@@ -52,9 +52,14 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
         if membership.can_manage
         else Invitation.objects.none()
     )
-    spend = wallets.month_spend_by_member(workspace) if workspace.is_team else {}
+    spend = (
+        wallets.spend_this_month_by_member(wallets.wallet_account_id(workspace.pk))
+        if workspace.is_team
+        else {}
+    )
     for row in rows:
-        row.spent_this_month = spend.get(row.user_id, 0)  # type: ignore[attr-defined]
+        spent = spend.get(row.user_id)
+        row.spent_this_month = spent.total if spent else 0  # type: ignore[attr-defined]
     return render(
         request,
         "accounts/members.html",

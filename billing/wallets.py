@@ -284,27 +284,6 @@ def member_spend_this_month(wallet_id: int, member_id: int, now: datetime | None
     return int(totals["captured"] or 0) + int(totals["held"] or 0)
 
 
-def month_spend_by_member(workspace: Workspace, now: datetime | None = None) -> dict[int, int]:
-    """What each member captured this calendar month (UTC) plus holds now, in one query;
-    the same rule as `member_spend_this_month`, for every member at once."""
-    now = now or timezone.now()
-    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    oldest_hold = now - timedelta(seconds=settings.HOLD_TIMEOUT_SECONDS) - timedelta(hours=1)
-    rows = (
-        Transfer.objects.filter(
-            debit_account_id=wallet_account_id(workspace.pk),
-            member_id__isnull=False,
-            created_at__gte=min(month_start, oldest_hold),
-        )
-        .values("member_id")
-        .annotate(
-            captured=Sum("amount", filter=Q(phase=Phase.POST, created_at__gte=month_start)),
-            held=Sum("amount", filter=Q(phase=Phase.PENDING, resolutions__isnull=True)),
-        )
-    )
-    return {row["member_id"]: int(row["captured"] or 0) + int(row["held"] or 0) for row in rows}
-
-
 # --- Clawbacks ---------------------------------------------------------------------
 
 
