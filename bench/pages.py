@@ -1,0 +1,187 @@
+"""Page render times with 100,000 generations in the workspace, under gunicorn with
+production settings and PostgreSQL: the gallery and a generation's page, each as a ratio
+to a page without data (the pricing page) served by the same server in the same run.
+
+    python -m bench.pages [--generations 100000] [--requests 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+from bench.common import ROOT, median, report, setup_django
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seed(workspace: object, user: object, count: int) -> None:
+    """Finished generations, newest first, in batches (keys name objects that need not exist:
+    the pages sign links to them without reading them)."""
+    from django.utils import timezone
+
+    from generations.models import Generation, Phase, Status
+
+    existing = Generation.objects.filter(workspace=workspace).count()
+    now = timezone.now()
+    batch: list[Generation] = []
+    for n in range(existing, count):
+        generation_id = uuid.uuid4()
+        key = f"workspaces/{workspace.pk}/generations/{generation_id}"  # type: ignore[attr-defined]
+        batch.append(
+            Generation(
+                id=generation_id,
+                workspace=workspace,
+                created_by=user,
+                prompt=f"A bench clip number {n}: waves on a rocky shore at dusk",
+                guidance_scale=4.5,
+                fps=16,
+                frames=52,
+                steps=30,
+                seed=n,
+                cost=39,
+                hold_id=uuid.uuid4(),
+                phase=Phase.SUCCEEDED,
+                status=Status.SUCCEEDED,
+                video_key=key + ".mp4",
+                poster_key=key + ".jpg",
+                video_bytes=900_000,
+                created_at=now - timedelta(seconds=n),
+                finished_at=now - timedelta(seconds=n - 1),
+            )
+        )
+        if len(batch) == 5000:
+            Generation.objects.bulk_create(batch)
+            batch = []
+            print(f"  seeded {n + 1:,} generations", file=sys.stderr)
+    if batch:
+        Generation.objects.bulk_create(batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--generations", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=60)
+    args = parser.parse_args()
+
+    production = {
+        "DJANGO_DEBUG": "False",
+        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "False",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(production)
+    setup_django()
+    import requests
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from accounts.models import User, Workspace
+    from generations.models import Generation
+
+    owner, _ = User.objects.get_or_create(email="bench-pages@example.com")
+    workspace = Workspace.objects.filter(created_by=owner, kind="team").first()
+    if workspace is None:
+        workspace = Workspace.objects.create_team(name="Pages bench", owner=owner)
+    _seed(workspace, owner, args.generations)
+    one = Generation.objects.filter(workspace=workspace).order_by("-created_at").first()
+    assert one is not None
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+    session = SessionStore()
+    session["_auth_user_id"] = str(owner.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = owner.get_session_auth_hash()
+    session.create()
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "mochi_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **production},
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    client = requests.Session()
+    client.headers["Cookie"] = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+    try:
+        for _ in range(100):
+            try:
+                if client.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        pages = {
+            "pricing page (no data)": "/pricing/",
+            f"gallery, {args.generations:,} generations": f"/w/{workspace.slug}/generations/",
+            "a generation's page": f"/w/{workspace.slug}/generations/{one.pk}/",
+        }
+        timings: dict[str, float] = {}
+        for label, path in pages.items():
+            for _ in range(5):  # warm up both workers
+                response = client.get(base + path, timeout=30)
+                assert response.status_code == 200, (path, response.status_code)
+            samples = []
+            for _ in range(args.requests):
+                started = time.perf_counter()
+                response = client.get(base + path, timeout=30)
+                samples.append(time.perf_counter() - started)
+                assert response.status_code == 200
+            timings[label] = median(samples)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    static = timings["pricing page (no data)"]
+    gallery = timings[f"gallery, {args.generations:,} generations"]
+    detail = timings["a generation's page"]
+    report(
+        "pages",
+        [
+            {"what": "pricing page (no data), median", "value": static * 1000, "unit": "ms"},
+            {
+                "what": f"gallery with {args.generations:,} generations, median",
+                "value": gallery * 1000,
+                "unit": "ms",
+                "ratio": gallery / static,
+                "goal": 3.0,
+                "higher_is_better": False,
+            },
+            {
+                "what": "a generation's page, median",
+                "value": detail * 1000,
+                "unit": "ms",
+                "ratio": detail / static,
+                "goal": 2.0,
+                "higher_is_better": False,
+            },
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
