@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
 
-from accounts.models import Invitation, Membership, User, Workspace
+from accounts.models import ApiKey, Invitation, Membership, User, Workspace
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -61,6 +66,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
     list_filter = ("kind", "deleted_at")
     search_fields = ("name", "slug", "memberships__user__email")
     readonly_fields = ("created_at", "personal_for", "created_by")
+    # Signing secrets are shown to the workspace's owners and admins, not on this page.
+    exclude = ("webhook_secret", "previous_webhook_secret", "previous_webhook_secret_expires_at")
     inlines = [MembershipInline]
 
 
@@ -87,3 +94,34 @@ class InvitationAdmin(admin.ModelAdmin):
     search_fields = ("email", "workspace__name", "workspace__slug")
     readonly_fields = ("token_hash", "created_at", "accepted_by", "accepted_at")
     autocomplete_fields = ("workspace", "invited_by")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "workspace", "created_by", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "lookup", "workspace__slug", "created_by__email")
+    list_select_related = ("workspace", "created_by")
+    fields = (
+        "name",
+        "prefix",
+        "workspace",
+        "created_by",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # keys are created by the workspace's owners and admins
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

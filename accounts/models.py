@@ -8,7 +8,9 @@ workspaces and be invited into others with a role.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import timedelta
@@ -126,6 +128,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         ).exists()
 
 
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` + 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
     def live(self) -> WorkspaceQuerySet:
         return self.filter(deleted_at__isnull=True)
@@ -210,6 +217,13 @@ class Workspace(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
+    # Signs the outgoing webhooks of this workspace's generations. After a rotation the
+    # previous secret keeps signing beside the new one until `…_expires_at`, so receivers
+    # can switch without missing a delivery.
+    webhook_secret = models.CharField(max_length=80, default=new_webhook_secret)
+    previous_webhook_secret = models.CharField(max_length=80, blank=True, default="")
+    previous_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True)
+
     objects = WorkspaceManager()
 
     class Meta:
@@ -233,6 +247,15 @@ class Workspace(models.Model):
     @property
     def is_team(self) -> bool:
         return self.kind == self.Kind.TEAM
+
+    def webhook_signing_secrets(self) -> list[str]:
+        """The secrets that sign a delivery now: the current one, and the previous one
+        during its overlap after a rotation."""
+        secrets_now = [self.webhook_secret]
+        expires = self.previous_webhook_secret_expires_at
+        if self.previous_webhook_secret and expires and expires > timezone.now():
+            secrets_now.append(self.previous_webhook_secret)
+        return secrets_now
 
 
 class MembershipQuerySet(models.QuerySet["Membership"]):
@@ -392,3 +415,95 @@ class Invitation(models.Model):
 
     def matches(self, emails: Iterable[str]) -> bool:
         return self.email in {normalize_email(e) for e in emails}
+
+
+class Scope(models.TextChoices):
+    """What an API key may do (DESIGN §3); the key also acts with its creator's role."""
+
+    GENERATIONS_READ = "generations:read", "Read generations and download videos"
+    GENERATIONS_WRITE = "generations:write", "Create, cancel and delete generations"
+    BILLING_READ = "billing:read", "Read the balance and the ledger"
+
+
+API_KEY_PREFIX = "msk_"
+
+
+def _hash_secret(secret: str) -> str:
+    # The secret is 32 random bytes: a fast hash is as safe as a slow one here.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now),
+            revoked_at__isnull=True,
+            workspace__deleted_at__isnull=True,
+        )
+
+
+class ApiKey(models.Model):
+    """A workspace's key for the REST API: `msk_<lookup>_<secret>`. Only the lookup and
+    a hash of the secret are stored; the whole key is shown once, when it is created."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    lookup = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        indexes = [
+            # The API keys page: a workspace's keys, newest first.
+            models.Index(fields=["workspace", "-created_at"], name="accounts_apikey_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def prefix(self) -> str:
+        """What identifies the key on pages and in logs; never the secret."""
+        return f"{API_KEY_PREFIX}{self.lookup}"
+
+    @classmethod
+    def issue(cls, **fields: Any) -> tuple[ApiKey, str]:
+        """A new unsaved key and its full text (to show once)."""
+        lookup = get_random_string(12, "abcdefghijklmnopqrstuvwxyz0123456789")
+        secret = secrets.token_urlsafe(32)
+        key = cls(lookup=lookup, secret_hash=_hash_secret(secret), **fields)
+        return key, f"{API_KEY_PREFIX}{lookup}_{secret}"
+
+    @staticmethod
+    def split(text: str) -> tuple[str, str] | None:
+        """The lookup and secret of a key's text, or None when it is not shaped like one."""
+        if not text.startswith(API_KEY_PREFIX):
+            return None
+        lookup, _, secret = text[len(API_KEY_PREFIX) :].partition("_")
+        if len(lookup) != 12 or not secret:
+            return None
+        return lookup, secret
+
+    def matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.secret_hash, _hash_secret(secret))
+
+    @property
+    def is_active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

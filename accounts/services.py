@@ -9,6 +9,7 @@ meant for them; missing permissions raise `PermissionDenied` (403).
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -21,11 +22,14 @@ from django.utils import timezone
 
 from accounts.models import (
     ASSIGNABLE_ROLES,
+    ApiKey,
     Invitation,
     Membership,
     Role,
+    Scope,
     User,
     Workspace,
+    new_webhook_secret,
     normalize_email,
 )
 
@@ -275,3 +279,78 @@ def transfer_ownership(*, actor: Membership, target: Membership) -> None:
         owner.save(update_fields=["role"])
         heir.role = Role.OWNER
         heir.save(update_fields=["role"])
+
+
+# --- API keys and the webhook secret ----------------------------------------------
+
+# After a rotation the previous webhook secret keeps signing this long beside the new one.
+WEBHOOK_SECRET_OVERLAP = timedelta(hours=24)
+
+
+def _require_key_manager(actor: Membership) -> None:
+    if not actor.can_manage:
+        raise PermissionDenied("Only owners and admins manage API keys and webhooks.")
+
+
+def create_api_key(
+    *,
+    actor: Membership,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for the actor's workspace; returns it and its text, shown only once.
+    The key acts with its creator's role in the workspace, and only within `scopes`."""
+    _require_key_manager(actor)
+    user = actor.user
+    if not user.has_verified_email():
+        raise TeamActionError("Confirm your email address before creating API keys.")
+    name = " ".join(name.split())
+    if not name:
+        raise TeamActionError("Give the key a name, such as the app that will use it.")
+    if len(name) > 100:
+        raise TeamActionError("Key names are at most 100 characters.")
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise TeamActionError(f"Unknown scope: {', '.join(unknown)}.")
+    if not scopes:
+        raise TeamActionError("Choose at least one scope.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise TeamActionError("The expiry date must be in the future.")
+    key, text = ApiKey.issue(
+        workspace=actor.workspace,
+        name=name,
+        scopes=[s for s in Scope.values if s in scopes],
+        created_by=user,
+        expires_at=expires_at,
+    )
+    key.save(force_insert=True)
+    logger.info("API key %s created in %s by %s", key.prefix, actor.workspace.slug, user.pk)
+    return key, text
+
+
+def revoke_api_key(*, actor: Membership, key: ApiKey) -> None:
+    """Effective on the key's next request: authentication reads the row every time."""
+    _require_key_manager(actor)
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key.refresh_from_db(fields=["revoked_at"])
+
+
+def rotate_webhook_secret(*, actor: Membership) -> Workspace:
+    """A new signing secret; the old one keeps signing beside it for a day."""
+    _require_key_manager(actor)
+    with transaction.atomic():
+        # Locked so two rotations at once cannot both keep the same "previous" secret.
+        workspace = Workspace.objects.select_for_update().get(pk=actor.workspace_id)
+        workspace.previous_webhook_secret = workspace.webhook_secret
+        workspace.previous_webhook_secret_expires_at = timezone.now() + WEBHOOK_SECRET_OVERLAP
+        workspace.webhook_secret = new_webhook_secret()
+        workspace.save(
+            update_fields=[
+                "webhook_secret",
+                "previous_webhook_secret",
+                "previous_webhook_secret_expires_at",
+            ]
+        )
+    actor.workspace = workspace
+    return workspace

@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from generations.models import Generation, UpstreamGate
+from generations.models import Generation, IdempotencyRecord, UpstreamGate, WebhookDelivery
 
 
 @admin.register(Generation)
@@ -56,6 +56,28 @@ class UpstreamGateAdmin(admin.ModelAdmin):
 
         queryset.filter(breaker=UpstreamGate.Breaker.OPEN).update(breaker_probe_at=timezone.now())
         messages.info(request, "The breaker will let one generation through as a probe.")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ("key", "workspace", "state", "response_status", "created_at")
+    list_filter = ("state",)
+    search_fields = ("key", "workspace__slug", "generation__id")
+    readonly_fields = [f.name for f in IdempotencyRecord._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "event_type", "url", "attempts", "last_status", "delivered_at")
+    list_filter = ("event_type",)
+    search_fields = ("event_id", "url", "generation__id", "generation__workspace__slug")
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

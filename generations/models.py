@@ -81,7 +81,18 @@ class Generation(models.Model):
         blank=True,
         related_name="generations",
     )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="generations",
+        help_text="The API key that created it, if any.",
+    )
     source = models.CharField(max_length=3, choices=Source.choices, default=Source.WEB)
+    webhook_url = models.URLField(
+        max_length=2000, blank=True, default="", help_text="Told when it finishes (API)."
+    )
 
     # The parameters sent to the upstream, with the seed actually used.
     prompt = models.TextField()
@@ -255,3 +266,99 @@ class UpstreamGate(models.Model):
 
     def __str__(self) -> str:
         return f"Upstream gate (breaker {self.breaker})"
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` of `POST /api/v1/generations`, kept 24 hours per workspace.
+
+    Inserted (committed) before the work starts, so a concurrent duplicate sees it in
+    flight (409); the generation, its hold and the stored response then commit together.
+    """
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request.")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)
+    locked_until = models.DateTimeField(
+        help_text="A request still in progress after this died; a retry may take over."
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    generation = models.ForeignKey(
+        Generation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "key"], name="generations_idempotency_one_per_key"
+            ),
+        ]
+        indexes = [
+            # The hourly clean-up of keys older than a day.
+            models.Index(fields=["created_at"], name="gen_idempotency_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"
+
+
+class WebhookDelivery(models.Model):
+    """One outgoing webhook message (Standard Webhooks) about a finished generation.
+
+    `event_id` is the `webhook-id` header: stable across retries and redeliveries, so
+    receivers can drop duplicates. `log` keeps every attempt, newest last.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_id = models.CharField(max_length=64, unique=True)
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    event_type = models.CharField(max_length=40)
+    url = models.URLField(max_length=2000)
+    payload = models.TextField(help_text="The exact body sent, byte for byte, every attempt.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Every attempt of the schedule failed."
+    )
+    log = models.JSONField(default=list, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            # One message per event of a generation (a redelivery reuses it).
+            models.UniqueConstraint(
+                fields=["generation", "event_type"], name="generations_webhook_one_per_event"
+            ),
+        ]
+        indexes = [
+            # The sweeper: deliveries that are due and whose task may have been lost.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(delivered_at__isnull=True, failed_at__isnull=True),
+                name="gen_webhook_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.url}"
+
+    @property
+    def state(self) -> str:
+        if self.delivered_at:
+            return "delivered"
+        if self.failed_at:
+            return "failed"
+        return "pending"

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Membership, User, Workspace
+from accounts.models import ApiKey, Membership, User, Workspace
 from billing import wallets
 from billing.ledger import HoldAlreadyResolved, InsufficientCredits
 from billing.pricing import generation_cost
@@ -78,9 +78,12 @@ def submit_generation(
     user: User | None,
     membership: Membership | None = None,
     source: Source = Source.WEB,
+    api_key: ApiKey | None = None,
+    webhook_url: str = "",
 ) -> Generation:
     """Price the parameters, hold the credits and queue the work, in one short transaction
-    that talks to nothing but the database (the task queue is a table in it)."""
+    that talks to nothing but the database (the task queue is a table in it).
+    `webhook_url` must have passed `webhooks.check_url` already."""
     if not gate.accepting_submits():
         raise UpstreamUnavailable(
             "The video service is unavailable right now; nothing was charged. "
@@ -91,7 +94,9 @@ def submit_generation(
         id=uuid.uuid4(),
         workspace=workspace,
         created_by=user,
+        api_key=api_key,
         source=source,
+        webhook_url=webhook_url,
         cost=cost,
         upstream_mode=settings.SEGMIND_API_MODE,
         **params.as_dict(),

@@ -130,3 +130,10 @@ def _step_for(generation: Generation) -> str | None:
 
 def queued_tasks() -> int:
     return OrmQ.objects.count()
+
+
+def forget_idempotency_keys() -> int:
+    """Hourly: Idempotency-Keys are kept a day."""
+    from generations import idempotency
+
+    return idempotency.forget_expired()

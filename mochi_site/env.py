@@ -94,6 +94,18 @@ def env_choice(name: str, default: str, choices: Iterable[str]) -> str:
     return value
 
 
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate such as `600/min` (Django REST framework's notation)."""
+    value = _raw(name) or default
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in _RATE_PERIODS:
+        raise _invalid(name, value, "a rate such as 600/min (per s, min, hour or day)")
+    return value
+
+
 def env_list(name: str, default: Iterable[str] = ()) -> list[str]:
     value = _raw(name)
     if value is None:

@@ -22,6 +22,7 @@ from mochi_site.env import (
     env_int,
     env_list,
     env_mailer,
+    env_rate,
     env_required,
     env_str,
     env_url,
@@ -73,6 +74,9 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "django_htmx",
     "django_q",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -292,6 +296,65 @@ CREDIT_PACKS: list[dict[str, Any]] = [
     {"id": "creator", "name": "Creator", "credits": 2000, "price_cents": 1800, "currency": "usd"},
     {"id": "pro", "name": "Pro", "credits": 10000, "price_cents": 8000, "currency": "usd"},
 ]
+
+# --- REST API -----------------------------------------------------------------
+
+# Requests per API key and per workspace (several keys and browser sessions share a
+# workspace's allowance), counted in the shared cache. Fairness, not a security
+# boundary: credits and the running limit are enforced by the database.
+API_RATE_PER_KEY = env_rate("API_RATE_PER_KEY", "600/min")
+API_RATE_PER_WORKSPACE = env_rate("API_RATE_PER_WORKSPACE", "1200/min")
+# Largest request body the API reads (413 past it).
+API_MAX_BODY_BYTES = 64 * 1024
+
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mochi_site.api_auth.ApiKeyAuthentication",
+        "mochi_site.api_auth.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "mochi_site.api_auth.KeyRateThrottle",
+        "mochi_site.api_auth.WorkspaceRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"key": API_RATE_PER_KEY, "workspace": API_RATE_PER_WORKSPACE},
+    "EXCEPTION_HANDLER": "mochi_site.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Mochi Studio API",
+    "DESCRIPTION": (
+        "Turn text prompts into short videos with the Mochi 1 model. Authenticate with a "
+        "workspace API key: `Authorization: Bearer msk_…`. Errors are always "
+        '`{"error": {"code", "message", "fields"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "GenerationStatusEnum": "generations.models.Status",
+        "GenerationPhaseEnum": "generations.models.Phase",
+    },
+}
+
+# --- Outgoing webhooks ------------------------------------------------------------
+
+# Webhook URLs must resolve to public addresses, checked when a generation is submitted
+# and again at every delivery. Development and tests may allow private ones.
+WEBHOOK_ALLOW_PRIVATE_IPS = env_bool("WEBHOOK_ALLOW_PRIVATE_IPS", False)
+if WEBHOOK_ALLOW_PRIVATE_IPS and not DEBUG:
+    raise ImproperlyConfigured(
+        "WEBHOOK_ALLOW_PRIVATE_IPS must not be set in production (DJANGO_DEBUG=False): it "
+        "would let customers' webhooks reach private networks"
+    )
 
 # --- Email ------------------------------------------------------------------
 

@@ -2,11 +2,39 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import api as accounts_api
 from accounts.urls import workspace_urlpatterns as team_pages
+from billing import api as billing_api
 from billing.urls import workspace_urlpatterns as billing_pages
+from generations import api as generations_api
 from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
+
+# The REST API (DESIGN §5): paths without a trailing slash, as documented.
+api_v1 = [
+    path("workspace", accounts_api.WorkspaceApi.as_view(), name="api_workspace"),
+    path("webhook-secret", accounts_api.WebhookSecretApi.as_view(), name="api_webhook_secret"),
+    path("estimate", generations_api.EstimateApi.as_view(), name="api_estimate"),
+    path("generations", generations_api.GenerationsApi.as_view(), name="api_generations"),
+    path(
+        "generations/<uuid:generation_id>",
+        generations_api.GenerationApi.as_view(),
+        name="api_generation",
+    ),
+    path(
+        "generations/<uuid:generation_id>/cancel",
+        generations_api.GenerationCancelApi.as_view(),
+        name="api_generation_cancel",
+    ),
+    path(
+        "generations/<uuid:generation_id>/video",
+        generations_api.GenerationVideoApi.as_view(),
+        name="api_generation_video",
+    ),
+    path("ledger", billing_api.LedgerApi.as_view(), name="api_ledger"),
+]
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,5 +47,8 @@ urlpatterns = [
     path("w/<slug:slug>/", include(generation_pages)),
     path("w/<slug:slug>/", include(team_pages)),
     path("w/<slug:slug>/billing/", include(billing_pages)),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("admin/", admin.site.urls),
 ]
