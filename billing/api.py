@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -11,7 +10,13 @@ from rest_framework.response import Response
 from accounts.models import Scope
 from billing import statement
 from billing.models import Code, Phase
-from mochi_site.api import NewestFirst, WorkspaceAPIView, error_responses, validation_error
+from mochi_site.api import (
+    NewestFirst,
+    PageQuerySerializer,
+    WorkspaceAPIView,
+    error_responses,
+    validation_error,
+)
 
 
 class LedgerEntrySerializer(serializers.Serializer):
@@ -47,8 +52,7 @@ class LedgerApi(WorkspaceAPIView):
         summary="The workspace's ledger, newest first",
         parameters=[
             OpenApiParameter("kind", enum=Code.values, description="Only this kind."),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next`/`previous`."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–100 (default 20)."),
+            PageQuerySerializer,
         ],
         responses={200: OutputSerializer, **error_responses(400, 403)},
     )

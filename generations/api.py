@@ -11,7 +11,6 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -25,6 +24,7 @@ from generations.params import LIMITS, MAX_PROMPT_CHARS, SEED_MAX, InvalidParams
 from mochi_site.api import (
     ApiError,
     NewestFirst,
+    PageQuerySerializer,
     StrictSerializer,
     WorkspaceAPIView,
     error_responses,
@@ -271,8 +271,7 @@ class GenerationsApi(WorkspaceAPIView):
         summary="List generations, newest first",
         parameters=[
             OpenApiParameter("status", enum=Status.values, description="Only this status."),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next`/`previous`."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–100 (default 20)."),
+            PageQuerySerializer,
         ],
         responses={200: GenerationPageSerializer, **error_responses(400, 403)},
     )
@@ -304,9 +303,9 @@ class GenerationsApi(WorkspaceAPIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                OpenApiTypes.STR,
+                {"type": "string", "pattern": idempotency.KEY_PATTERN, "maxLength": 255},
                 OpenApiParameter.HEADER,
-                description="Up to 255 characters, e.g. a UUID.",
+                description="Up to 255 visible ASCII characters, e.g. a UUID.",
             )
         ],
         request=InputSerializer,

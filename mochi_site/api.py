@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
@@ -228,6 +229,18 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StrictSchema(OpenApiSerializerExtension):
+    """Documents that strict inputs refuse unknown fields (`additionalProperties: false`)."""
+
+    target_class = "mochi_site.api.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        return schema
+
+
 class NewestFirst(CursorPagination):
     """Cursor pages, newest first: stable while new rows arrive. `?limit=` up to 100."""
 
@@ -252,6 +265,17 @@ class NewestFirst(CursorPagination):
 
 
 # --- Documentation ---------------------------------------------------------------------------
+
+
+class PageQuerySerializer(serializers.Serializer):
+    """The query parameters of every cursor-paginated list."""
+
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, help_text="From `next` or `previous`; empty: the first."
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, help_text="Rows per page: 1–100 (more is capped at 100)."
+    )
 
 
 class ErrorDetailSerializer(serializers.Serializer):

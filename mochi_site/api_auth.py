@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -131,14 +130,6 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "msk_<lookup>_<secret>",
             "description": "A workspace API key, created on the workspace's API keys page.",
         }
-
-
-class SessionScheme(OpenApiAuthenticationExtension):
-    target_class = "mochi_site.api_auth.SessionAuthentication"
-    name = "session"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
 
 
 # --- Rate limits ---------------------------------------------------------------------------

@@ -335,6 +335,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Apps authenticate with keys; the browser session (same API) is not documented.
+    "AUTHENTICATION_WHITELIST": ["mochi_site.api_auth.ApiKeyAuthentication"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -12,6 +12,9 @@ from generations import api as generations_api
 from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
 
+handler404 = "mochi_site.views.page_not_found"
+handler500 = "mochi_site.views.server_error"
+
 # The REST API (DESIGN §5): paths without a trailing slash, as documented.
 api_v1 = [
     path("workspace", accounts_api.WorkspaceApi.as_view(), name="api_workspace"),
