@@ -84,6 +84,7 @@ def reap() -> dict[str, int]:
     now = timezone.now()
     counts = {"failed": 0, "requeued": 0, "dispatched": 0}
     gate.probe_account()
+    gate.prune_call_counts()
 
     unfinished = Generation.objects.filter(phase__in=[Phase.QUEUED, *RUNNING_PHASES])
     for generation in unfinished.filter(
