@@ -121,7 +121,11 @@ def may_start(generation_id: uuid.UUID) -> bool:
             gate.breaker = UpstreamGate.Breaker.HALF_OPEN
             gate.probe_generation = generation_id
             gate.save(update_fields=["breaker", "probe_generation"])
-            logger.warning("Upstream breaker half-open: generation %s probes", generation_id)
+            logger.warning(
+                "Upstream breaker half-open: generation %s probes",
+                generation_id,
+                extra={"generation_id": str(generation_id)},
+            )
             return True
         return False
 

@@ -257,6 +257,10 @@ class Generation(models.Model):
             return self.created_at + queue_deadline()
         return self.submit_started_at + upstream_deadline(self.upstream_mode)
 
+    def log_fields(self) -> dict[str, str]:
+        """Structured fields for a log line about this generation (`extra=`)."""
+        return {"generation_id": str(self.pk), "workspace_id": str(self.workspace_id)}
+
 
 class UpstreamGate(models.Model):
     """One row shared by every worker: the request-rate window and the circuit breaker."""

@@ -157,6 +157,7 @@ def ambiguous(generation: Generation, why: str, code: str = "upstream_timeout") 
         generation.upstream_mode,
         generation.upstream_request_id,
         why,
+        extra=generation.log_fields(),
     )
     finish_failed(generation, code, detail=why)
 
@@ -333,7 +334,12 @@ def _store_and_finish(generation: Generation, video: Path, *, final: bool) -> bo
         storage.save(video_key, video)
         storage.save(poster_key, poster)
     except Exception as error:  # S3, disk: any failure to store
-        logger.warning("Storing the video of %s failed: %s", generation.pk, error)
+        logger.warning(
+            "Storing the video of %s failed: %s",
+            generation.pk,
+            error,
+            extra=generation.log_fields(),
+        )
         if final:
             finish_failed(generation, "storage_error", detail=str(error)[:300])
             return True
@@ -372,4 +378,5 @@ def _charge(generation: Generation) -> None:
             "Generation %s delivered without charge: its hold was already %s",
             generation.pk,
             resolved.resolution.phase,
+            extra=generation.log_fields(),
         )

@@ -420,14 +420,24 @@ USE_TZ = True
 
 # --- Logging ----------------------------------------------------------------
 
+# `json`: one object per line with context fields such as generation_id (for a log
+# collector); `plain`: one readable line (for a terminal). See mochi_site/logs.py.
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "mochi_site.logs.PlainFormatter"},
+        "json": {"()": "mochi_site.logs.JsonFormatter"},
     },
+    "filters": {"context": {"()": "mochi_site.logs.ContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",

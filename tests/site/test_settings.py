@@ -27,6 +27,7 @@ PRODUCTION = {
         ("REDIS_URL", "http://cache"),
         ("QCLUSTER_WORKERS", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("LOG_FORMAT", "yaml"),
     ],
 )
 def test_a_malformed_value_fails_at_start_naming_the_variable(variable: str, value: str) -> None:
