@@ -23,6 +23,7 @@ from mochi_site.env import (
     env_list,
     env_mailer,
     env_required,
+    env_secret,
     env_str,
     env_url,
 )
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "generations",
+    "ops",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -410,6 +412,11 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Operations: the operator's page (/ops/) and Prometheus metrics (/metrics) -----
+
+# The bearer token Prometheus sends to GET /metrics. Unset: /metrics answers 404.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", min_length=32)
 
 # --- Internationalisation ---------------------------------------------------
 

@@ -37,6 +37,14 @@ def test_a_malformed_value_fails_at_start_naming_the_variable(variable: str, val
     assert "ImproperlyConfigured" in result.stderr
 
 
+@pytest.mark.parametrize("token", ["short", "a long token with spaces in the middle of it"])
+def test_a_weak_metrics_token_fails_at_start_without_echoing_it(token: str) -> None:
+    result = manage("check", env={"METRICS_TOKEN": token})
+    assert result.returncode != 0
+    assert "METRICS_TOKEN is not valid" in result.stderr
+    assert token not in result.stderr
+
+
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"])
 def test_production_refuses_to_start_without_its_secrets(missing: str) -> None:
     env = dict(PRODUCTION)
