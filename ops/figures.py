@@ -37,6 +37,7 @@ Operation = UpstreamCallCount.Operation
 UNFINISHED_PHASES = (Phase.QUEUED, *RUNNING_PHASES)
 # What a credit is worth when no pack says otherwise (DESIGN: about one US cent).
 NOMINAL_CREDIT_USD = Decimal("0.01")
+MICRODOLLAR = Decimal("0.000001")  # the precision of Generation.upstream_cost_usd
 
 
 @dataclass(frozen=True)
@@ -310,9 +311,7 @@ def credit_usd() -> Decimal:
     if not prices:
         return NOMINAL_CREDIT_USD
     cheapest = min(prices)
-    return (Decimal(cheapest.numerator) / Decimal(cheapest.denominator)).quantize(
-        Decimal("0.000001")
-    )
+    return (Decimal(cheapest.numerator) / Decimal(cheapest.denominator)).quantize(MICRODOLLAR)
 
 
 def money_figures(now: datetime) -> list[MoneyFigures]:
@@ -343,7 +342,8 @@ def money_figures(now: datetime) -> list[MoneyFigures]:
     return [
         MoneyFigures(
             window=w,
-            spend_usd=spend[f"{w.key}:usd"] or Decimal(0),
+            # Exact on PostgreSQL; SQLite sums decimals as floats.
+            spend_usd=(spend[f"{w.key}:usd"] or Decimal(0)).quantize(MICRODOLLAR),
             unpriced=spend[f"{w.key}:unpriced"],
             captured_credits=captured[f"{w.key}:credits"] or 0,
             captures=captured[f"{w.key}:n"],
