@@ -413,10 +413,13 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
-# --- Operations: the operator's page (/ops/) and Prometheus metrics (/metrics) -----
+# --- Operations: the operator's page (/ops/), /metrics, secret rotation -------------
 
 # The bearer token Prometheus sends to GET /metrics. Unset: /metrics answers 404.
 METRICS_TOKEN = env_secret("METRICS_TOKEN", min_length=32)
+# Earlier secret keys, still accepted for signed values (sessions, password-reset and
+# email links) while a new DJANGO_SECRET_KEY rolls out (README, "Runbook").
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 
 # --- Internationalisation ---------------------------------------------------
 
