@@ -233,8 +233,8 @@ _UPSERT = (
 
 def count_call(operation: str, outcome: str) -> None:
     """Add one call to this minute's count. One statement, so concurrent workers never
-    lose an increment (PostgreSQL and SQLite both take the row's lock for the upsert).
-    Counting must never break the step that made the call: a failure is only logged."""
+    lose an increment (PostgreSQL locks the row for the upsert; SQLite has one writer at a
+    time). Counting must never break the step that made the call: a failure is logged."""
     now = timezone.now()
     minute = now.replace(second=0, microsecond=0)
     table = connection.ops.quote_name(UpstreamCallCount._meta.db_table)
@@ -262,7 +262,7 @@ def counted(operation: str) -> Iterator[None]:
 
 
 def prune_call_counts() -> int:
-    """Forget counts older than the longest window the operator's view shows."""
+    """Forget counts older than two days (the longest window shown is a day)."""
     cutoff = timezone.now() - CALL_COUNTS_KEPT
     deleted, _ = UpstreamCallCount.objects.filter(minute__lt=cutoff).delete()
     return deleted
