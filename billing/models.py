@@ -260,6 +260,12 @@ class Transfer(models.Model):
                 condition=Q(phase="pending"),
                 name="billing_tr_hold_timeout",
             ),
+            # The operator's view: credits captured in a window (index-only on PostgreSQL).
+            models.Index(
+                fields=["created_at", "amount"],
+                condition=Q(phase="post"),
+                name="billing_tr_captures_recent",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,6 +6,8 @@
   406 for credits, 410) open it. While it is open new submits fail fast with no hold
   and queued work waits; after a cool-down a probe checks the account, then one
   generation goes through, and its success closes the breaker again.
+- Outcomes: every call's outcome is counted per minute (`UpstreamCallCount`), for the
+  error rates on the operator's page and in /metrics.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from generations.models import UpstreamGate
+from generations.models import UpstreamCallCount, UpstreamGate
 from generations.upstream import UpstreamError
 
 logger = logging.getLogger(__name__)
@@ -117,7 +121,11 @@ def may_start(generation_id: uuid.UUID) -> bool:
             gate.breaker = UpstreamGate.Breaker.HALF_OPEN
             gate.probe_generation = generation_id
             gate.save(update_fields=["breaker", "probe_generation"])
-            logger.warning("Upstream breaker half-open: generation %s probes", generation_id)
+            logger.warning(
+                "Upstream breaker half-open: generation %s probes",
+                generation_id,
+                extra={"generation_id": str(generation_id)},
+            )
             return True
         return False
 
@@ -175,7 +183,8 @@ def probe_account() -> None:
     if take_slot() > 0:
         return
     try:
-        credits = upstream.account_credits()
+        with counted(UpstreamCallCount.Operation.ACCOUNT):
+            credits = upstream.account_credits()
     except UpstreamError as error:
         if error.opens_breaker:
             record_failure(error)
@@ -188,3 +197,72 @@ def probe_account() -> None:
                 seconds=settings.UPSTREAM_BREAKER_COOLDOWN_SECONDS
             )
             gate.save(update_fields=["breaker_probe_at"])
+
+
+# --- Outcomes ------------------------------------------------------------------------
+
+Outcome = UpstreamCallCount.Outcome
+CALL_COUNTS_KEPT = timedelta(days=2)
+
+
+def outcome_of(error: UpstreamError) -> Outcome:
+    """The class of a failed call: what the model did, the HTTP status class, or why no
+    (usable) answer came."""
+    if error.code == "generation_failed":
+        return Outcome.JOB_FAILED
+    if error.status is None:
+        if error.code == "upstream_timeout":
+            return Outcome.TIMEOUT
+        if error.code == "upstream_error":
+            return Outcome.NETWORK
+        return Outcome.BAD_ANSWER  # the body broke off, or the video was too large
+    if error.status == 429:
+        return Outcome.RATE_LIMITED
+    if error.status >= 500:
+        return Outcome.SERVER_ERROR
+    if error.status >= 400:
+        return Outcome.CLIENT_ERROR
+    return Outcome.BAD_ANSWER  # 200 with a body we could not use
+
+
+_UPSERT = (
+    "INSERT INTO {table} (minute, operation, outcome, calls) VALUES (%s, %s, %s, 1) "
+    "ON CONFLICT (minute, operation, outcome) DO UPDATE SET calls = {table}.calls + 1"
+)
+
+
+def count_call(operation: str, outcome: str) -> None:
+    """Add one call to this minute's count. One statement, so concurrent workers never
+    lose an increment (PostgreSQL locks the row for the upsert; SQLite has one writer at a
+    time). Counting must never break the step that made the call: a failure is logged."""
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    table = connection.ops.quote_name(UpstreamCallCount._meta.db_table)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                _UPSERT.format(table=table),
+                [connection.ops.adapt_datetimefield_value(minute), operation, outcome],
+            )
+    except Exception:
+        logger.warning(
+            "Could not count an upstream call (%s, %s)", operation, outcome, exc_info=True
+        )
+
+
+@contextmanager
+def counted(operation: str) -> Iterator[None]:
+    """Count the outcome of the upstream call made inside the block."""
+    try:
+        yield
+    except UpstreamError as error:
+        count_call(operation, outcome_of(error))
+        raise
+    count_call(operation, Outcome.OK)
+
+
+def prune_call_counts() -> int:
+    """Forget counts older than two days (the longest window shown is a day)."""
+    cutoff = timezone.now() - CALL_COUNTS_KEPT
+    deleted, _ = UpstreamCallCount.objects.filter(minute__lt=cutoff).delete()
+    return deleted

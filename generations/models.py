@@ -59,6 +59,19 @@ class Source(models.TextChoices):
     API = "api", "API"
 
 
+def queue_deadline() -> timedelta:
+    """How long work may wait for a free slot before it is given up."""
+    return timedelta(seconds=settings.GENERATION_QUEUE_TIMEOUT_SECONDS)
+
+
+def upstream_deadline(mode: str) -> timedelta:
+    """How long after its submit began unfinished work is given up: Segmind keeps a v2
+    request for an hour; a v1 call lasts at most its timeout."""
+    if mode == "v1":
+        return timedelta(seconds=settings.SEGMIND_V1_TIMEOUT_SECONDS + 300)
+    return timedelta(minutes=65)
+
+
 class GenerationQuerySet(models.QuerySet["Generation"]):
     def for_workspace(self, workspace: Workspace) -> GenerationQuerySet:
         """A workspace's generations that have not been deleted."""
@@ -69,6 +82,19 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
 
     def queued(self) -> GenerationQuerySet:
         return self.filter(phase=Phase.QUEUED)
+
+    def past_deadline(self, now: datetime) -> GenerationQuerySet:
+        """Unfinished work whose `deadline` has passed (the reaper fails it within a minute)."""
+        return self.filter(past_deadline(now))
+
+
+def past_deadline(now: datetime) -> Q:
+    """The condition of `GenerationQuerySet.past_deadline`, for aggregates."""
+    return Q(phase__in=[Phase.QUEUED, *RUNNING_PHASES]) & (
+        Q(submit_started_at__isnull=True, created_at__lt=now - queue_deadline())
+        | Q(upstream_mode="v1", submit_started_at__lt=now - upstream_deadline("v1"))
+        | (~Q(upstream_mode="v1") & Q(submit_started_at__lt=now - upstream_deadline("v2")))
+    )
 
 
 class Generation(models.Model):
@@ -199,6 +225,13 @@ class Generation(models.Model):
                 condition=~Q(phase__in=["succeeded", "failed", "canceled"]),
                 name="gen_unfinished",
             ),
+            # The operator's view: outcomes and upstream spend of the work finished in a
+            # window (index-only on PostgreSQL).
+            models.Index(
+                fields=["finished_at", "phase", "upstream_cost_usd"],
+                condition=Q(finished_at__isnull=False),
+                name="gen_finished_totals",
+            ),
             # ETA: recent upstream durations.
             models.Index(
                 fields=["upstream_mode", "-finished_at"],
@@ -230,14 +263,14 @@ class Generation(models.Model):
 
     @property
     def deadline(self) -> datetime:
-        """When unfinished work is given up: Segmind keeps a request for an hour."""
+        """When unfinished work is given up (`GenerationQuerySet.past_deadline` agrees)."""
         if self.submit_started_at is None:
-            return self.created_at + timedelta(seconds=settings.GENERATION_QUEUE_TIMEOUT_SECONDS)
-        if self.upstream_mode == "v1":
-            return self.submit_started_at + timedelta(
-                seconds=settings.SEGMIND_V1_TIMEOUT_SECONDS + 300
-            )
-        return self.submit_started_at + timedelta(minutes=65)
+            return self.created_at + queue_deadline()
+        return self.submit_started_at + upstream_deadline(self.upstream_mode)
+
+    def log_fields(self) -> dict[str, str]:
+        """Structured fields for a log line about this generation (`extra=`)."""
+        return {"generation_id": str(self.pk), "workspace_id": str(self.workspace_id)}
 
 
 class UpstreamGate(models.Model):
@@ -362,3 +395,45 @@ class WebhookDelivery(models.Model):
         if self.failed_at:
             return "failed"
         return "pending"
+
+
+class UpstreamCallCount(models.Model):
+    """How many calls to the upstream ended how, per minute: the error rates on the
+    operator's page and in /metrics. Every worker process adds to the same rows with one
+    upsert (`generations.gate.count_call`), so the figures hold whatever the number of
+    processes; the reaper deletes rows older than two days."""
+
+    class Operation(models.TextChoices):
+        SUBMIT = "submit", "Submit (v2)"
+        RENDER = "render", "Render (v1)"
+        STATUS = "status", "Status (v2)"
+        RESULT = "result", "Result (v2)"
+        DOWNLOAD = "download", "Download the video"
+        ACCOUNT = "account", "Account probe"
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Succeeded"
+        JOB_FAILED = "job_failed", "Job failed at the model"
+        CLIENT_ERROR = "4xx", "Refused (4xx)"
+        RATE_LIMITED = "429", "Rate limited (429)"
+        SERVER_ERROR = "5xx", "Server error (5xx)"
+        TIMEOUT = "timeout", "Timed out"
+        NETWORK = "network", "No connection"
+        BAD_ANSWER = "bad_answer", "Unusable answer"
+
+    minute = models.DateTimeField(help_text="The start of the minute (UTC) the calls ended in.")
+    operation = models.CharField(max_length=10, choices=Operation.choices)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target; it also serves the window sums and the pruning
+            # (minute first).
+            models.UniqueConstraint(
+                fields=["minute", "operation", "outcome"], name="generations_callcount_per_minute"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.operation} {self.outcome}: {self.calls}"

@@ -32,12 +32,14 @@ from generations.models import (
     STATUS_OF_PHASE,
     Generation,
     Phase,
+    UpstreamCallCount,
 )
 from generations.services import after_finish, finish_failed
 from generations.upstream import UpstreamError
 
 logger = logging.getLogger(__name__)
 reconcile = logging.getLogger("mochi.reconcile")
+Operation = UpstreamCallCount.Operation
 
 MAX_SUBMIT_TRIES = 5
 MAX_POLL_ERRORS = 30
@@ -109,7 +111,8 @@ def submit(generation_id: str) -> None:
         _render_v1(generation)
         return
     try:
-        submitted = upstream.submit(generation.upstream_body())
+        with gate.counted(Operation.SUBMIT):
+            submitted = upstream.submit(generation.upstream_body())
     except UpstreamError as error:
         _submit_failed(generation, error)
         return
@@ -154,6 +157,7 @@ def ambiguous(generation: Generation, why: str, code: str = "upstream_timeout") 
         generation.upstream_mode,
         generation.upstream_request_id,
         why,
+        extra=generation.log_fields(),
     )
     finish_failed(generation, code, detail=why)
 
@@ -163,7 +167,7 @@ def _render_v1(generation: Generation) -> None:
     with tempfile.TemporaryDirectory(prefix="mochi-v1-") as folder:
         video = Path(folder) / "video.mp4"
         try:
-            with open(video, "wb") as handle:
+            with open(video, "wb") as handle, gate.counted(Operation.RENDER):
                 rendered = upstream.render(
                     generation.upstream_body(), handle, max_bytes=settings.MAX_VIDEO_BYTES
                 )
@@ -207,7 +211,8 @@ def poll(generation_id: str) -> None:
         _enqueue("poll", generation, delay=wait)
         return
     try:
-        state = upstream.status(generation.upstream_request_id)
+        with gate.counted(Operation.STATUS):
+            state = upstream.status(generation.upstream_request_id)
     except UpstreamError as error:
         _upstream_trouble(error)
         tries = generation.attempts + 1
@@ -274,7 +279,8 @@ def ingest(generation_id: str) -> None:
             if gate.wait_for_slot(SLOT_WAIT_SECONDS):
                 _retry_ingest(generation, None)
                 return
-            found = upstream.result(generation.upstream_request_id)
+            with gate.counted(Operation.RESULT):
+                found = upstream.result(generation.upstream_request_id)
             Generation.objects.filter(pk=generation.pk).update(
                 upstream_output_url=found.output_url,
                 upstream_cost_usd=found.cost_usd or generation.upstream_cost_usd,
@@ -282,7 +288,7 @@ def ingest(generation_id: str) -> None:
             generation.upstream_output_url = found.output_url
         with tempfile.TemporaryDirectory(prefix="mochi-ingest-") as folder:
             video = Path(folder) / "video.mp4"
-            with open(video, "wb") as handle:
+            with open(video, "wb") as handle, gate.counted(Operation.DOWNLOAD):
                 upstream.download(
                     generation.upstream_output_url, handle, max_bytes=settings.MAX_VIDEO_BYTES
                 )
@@ -328,7 +334,12 @@ def _store_and_finish(generation: Generation, video: Path, *, final: bool) -> bo
         storage.save(video_key, video)
         storage.save(poster_key, poster)
     except Exception as error:  # S3, disk: any failure to store
-        logger.warning("Storing the video of %s failed: %s", generation.pk, error)
+        logger.warning(
+            "Storing the video of %s failed: %s",
+            generation.pk,
+            error,
+            extra=generation.log_fields(),
+        )
         if final:
             finish_failed(generation, "storage_error", detail=str(error)[:300])
             return True
@@ -367,4 +378,5 @@ def _charge(generation: Generation) -> None:
             "Generation %s delivered without charge: its hold was already %s",
             generation.pk,
             resolved.resolution.phase,
+            extra=generation.log_fields(),
         )

@@ -34,6 +34,7 @@ from generations.models import (
 )
 from generations.params import GenerationParams
 from generations.upstream import customer_message
+from mochi_site.logs import log_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -103,7 +104,7 @@ def submit_generation(
     )
     capped = workspace.is_team and membership is not None
     try:
-        with transaction.atomic():
+        with log_context(**generation.log_fields()), transaction.atomic():
             held = wallets.hold(
                 workspace,
                 cost,
@@ -172,7 +173,13 @@ def finish_failed(generation: Generation, code: str, *, detail: str = "") -> boo
         if moved:
             _release(generation)
     if moved:
-        logger.info("Generation %s failed: %s %s", generation.pk, code, detail)
+        logger.info(
+            "Generation %s failed: %s %s",
+            generation.pk,
+            code,
+            detail,
+            extra=generation.log_fields(),
+        )
         after_finish(generation)
     return bool(moved)
 
@@ -238,7 +245,12 @@ def _release(generation: Generation) -> None:
         wallets.release(generation.hold_id, key=generation.hold_key)
     except HoldAlreadyResolved as resolved:
         # Expired by the reaper already: the credits are back either way.
-        logger.warning("Hold of %s was already %s", generation.pk, resolved.resolution.phase)
+        logger.warning(
+            "Hold of %s was already %s",
+            generation.pk,
+            resolved.resolution.phase,
+            extra=generation.log_fields(),
+        )
 
 
 def after_finish(generation: Generation) -> None:

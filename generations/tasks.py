@@ -2,14 +2,16 @@
 
 Tasks take a generation id and run one step of `generations.pipeline`; each step is
 safe to run twice. A step that must wait (the next poll, a backoff, the rate limit)
-is enqueued with a delay: its queue row only becomes visible to workers then.
+is enqueued with a delay: its queue row only becomes visible to workers then. Every
+log line written while a step runs carries the generation's id as a structured field
+(`mochi_site.logs.log_context`), whichever module writes it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -20,6 +22,7 @@ from django_q.tasks import async_task
 
 from generations import gate, pipeline, services
 from generations.models import POLLED_PHASES, RUNNING_PHASES, Generation, Phase
+from mochi_site.logs import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +49,19 @@ def enqueue(step: str, generation_id: uuid.UUID | str, *, delay: float = 0.0) ->
     if step not in STEPS:
         raise ValueError(step)
     options = {"broker": _DelayedBroker(delay)} if delay > 0 else {}
-    task_id = str(
-        async_task(
-            f"generations.tasks.{step}",
-            str(generation_id),
-            task_name=f"{step}-{generation_id}",
-            group="generations",
-            # The generation row records each step's outcome; a result row per poll would
-            # only add writes (failures are kept by django-q2 regardless).
-            save=False,
-            **options,
+    with log_context(generation_id=generation_id, step=step):  # django-q2 logs "Enqueued"
+        task_id = str(
+            async_task(
+                f"generations.tasks.{step}",
+                str(generation_id),
+                task_name=f"{step}-{generation_id}",
+                group="generations",
+                # The generation row records each step's outcome; a result row per poll
+                # would only add writes (failures are kept by django-q2 regardless).
+                save=False,
+                **options,
+            )
         )
-    )
     Generation.objects.filter(pk=generation_id).update(
         task_id=task_id,
         next_check_at=timezone.now()
@@ -67,15 +71,18 @@ def enqueue(step: str, generation_id: uuid.UUID | str, *, delay: float = 0.0) ->
 
 
 def submit(generation_id: str) -> None:
-    pipeline.submit(generation_id)
+    with log_context(generation_id=generation_id, step="submit"):
+        pipeline.submit(generation_id)
 
 
 def poll(generation_id: str) -> None:
-    pipeline.poll(generation_id)
+    with log_context(generation_id=generation_id, step="poll"):
+        pipeline.poll(generation_id)
 
 
 def ingest(generation_id: str) -> None:
-    pipeline.ingest(generation_id)
+    with log_context(generation_id=generation_id, step="ingest"):
+        pipeline.ingest(generation_id)
 
 
 def reap() -> dict[str, int]:
@@ -84,28 +91,20 @@ def reap() -> dict[str, int]:
     now = timezone.now()
     counts = {"failed": 0, "requeued": 0, "dispatched": 0}
     gate.probe_account()
+    gate.prune_call_counts()
 
     unfinished = Generation.objects.filter(phase__in=[Phase.QUEUED, *RUNNING_PHASES])
     for generation in unfinished.filter(
         phase=Phase.QUEUED,
         created_at__lt=now - timedelta(seconds=settings.GENERATION_QUEUE_TIMEOUT_SECONDS),
     ):
-        counts["failed"] += services.finish_failed(generation, "queue_timeout")
+        with log_context(**generation.log_fields(), step="reap"):
+            counts["failed"] += services.finish_failed(generation, "queue_timeout")
 
     for generation in unfinished.filter(phase__in=RUNNING_PHASES):
-        in_flight = generation.phase == Phase.SUBMITTING and generation.submit_started_at
-        overdue = generation.next_check_at is None or generation.next_check_at < now
-        if now > generation.deadline or (in_flight and overdue):
-            if in_flight:
-                # The worker died during the POST: its outcome is unknown.
-                pipeline.ambiguous(generation, "no outcome from the upstream call")
-            else:
-                services.finish_failed(generation, "upstream_expired", detail="deadline")
-            counts["failed"] += 1
-        elif overdue and (step := _step_for(generation)):
-            logger.warning("Requeueing %s of %s (its task was lost)", step, generation.pk)
-            enqueue(step, generation.pk)
-            counts["requeued"] += 1
+        with log_context(**generation.log_fields(), step="reap"):
+            if done := _reap_one(generation, now):
+                counts[done] += 1
 
     waiting = (
         Generation.objects.filter(phase=Phase.QUEUED)
@@ -115,6 +114,30 @@ def reap() -> dict[str, int]:
     for workspace_id in waiting:
         counts["dispatched"] += len(services.dispatch(workspace_id))
     return counts
+
+
+def _reap_one(generation: Generation, now: datetime) -> str | None:
+    """Fail running work past its deadline ("failed"), or queue its lost step again
+    ("requeued"); None when it is fine."""
+    in_flight = generation.phase == Phase.SUBMITTING and generation.submit_started_at
+    overdue = generation.next_check_at is None or generation.next_check_at < now
+    if now > generation.deadline or (in_flight and overdue):
+        if in_flight:
+            # The worker died during the POST: its outcome is unknown.
+            pipeline.ambiguous(generation, "no outcome from the upstream call")
+        else:
+            services.finish_failed(generation, "upstream_expired", detail="deadline")
+        return "failed"
+    if overdue and (step := _step_for(generation)):
+        logger.warning(
+            "Requeueing %s of %s (its task was lost)",
+            step,
+            generation.pk,
+            extra=generation.log_fields(),
+        )
+        enqueue(step, generation.pk)
+        return "requeued"
+    return None
 
 
 def _step_for(generation: Generation) -> str | None:

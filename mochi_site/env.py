@@ -43,6 +43,20 @@ def env_required(name: str, why: str) -> str:
     return value
 
 
+def env_secret(name: str, *, min_length: int) -> str:
+    """A secret that is either unset ("") or long enough to resist guessing. The message
+    never repeats the value."""
+    value = _raw(name)
+    if value is None:
+        return ""
+    if len(value) < min_length or any(c.isspace() for c in value):
+        raise ImproperlyConfigured(
+            f"{name} is not valid: expected at least {min_length} characters without spaces, "
+            "such as the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`"
+        )
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:

@@ -24,6 +24,7 @@ from mochi_site.env import (
     env_mailer,
     env_rate,
     env_required,
+    env_secret,
     env_str,
     env_url,
 )
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "generations",
+    "ops",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -476,6 +478,14 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# --- Operations: the operator's page (/ops/), /metrics, secret rotation -------------
+
+# The bearer token Prometheus sends to GET /metrics. Unset: /metrics answers 404.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", min_length=32)
+# Earlier secret keys, still accepted for signed values (sessions, password-reset and
+# email links) while a new DJANGO_SECRET_KEY rolls out (README, "Runbook").
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
+
 # --- Internationalisation ---------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -485,14 +495,24 @@ USE_TZ = True
 
 # --- Logging ----------------------------------------------------------------
 
+# `json`: one object per line with context fields such as generation_id (for a log
+# collector); `plain`: one readable line (for a terminal). See mochi_site/logs.py.
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "mochi_site.logs.PlainFormatter"},
+        "json": {"()": "mochi_site.logs.JsonFormatter"},
     },
+    "filters": {"context": {"()": "mochi_site.logs.ContextFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",

@@ -47,6 +47,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("generations.urls")),
     path("", include("billing.urls")),
+    path("", include("ops.urls")),  # the operator's view: /ops/ and /metrics
     path("w/<slug:slug>/", include(generation_pages)),
     path("w/<slug:slug>/", include(team_pages)),
     path("w/<slug:slug>/billing/", include(billing_pages)),

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.support.processes import manage
+from tests.support.processes import manage, python
 
 PRODUCTION = {
     "DJANGO_DEBUG": "False",
@@ -27,6 +27,7 @@ PRODUCTION = {
         ("REDIS_URL", "http://cache"),
         ("QCLUSTER_WORKERS", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("LOG_FORMAT", "yaml"),
     ],
 )
 def test_a_malformed_value_fails_at_start_naming_the_variable(variable: str, value: str) -> None:
@@ -34,6 +35,14 @@ def test_a_malformed_value_fails_at_start_naming_the_variable(variable: str, val
     assert result.returncode != 0
     assert f"{variable}=" in result.stderr
     assert "ImproperlyConfigured" in result.stderr
+
+
+@pytest.mark.parametrize("token", ["short", "a long token with spaces in the middle of it"])
+def test_a_weak_metrics_token_fails_at_start_without_echoing_it(token: str) -> None:
+    result = manage("check", env={"METRICS_TOKEN": token})
+    assert result.returncode != 0
+    assert "METRICS_TOKEN is not valid" in result.stderr
+    assert token not in result.stderr
 
 
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS"])
@@ -73,3 +82,16 @@ def test_stripe_settings_are_checked_at_start(env: dict[str, str], message: str)
     assert message in result.stderr
     # A secret is never echoed into logs.
     assert "sk_test_123" not in result.stderr.replace("STRIPE_SECRET_KEY", "")
+
+
+def test_a_previous_secret_key_still_verifies_what_it_signed_while_it_is_a_fallback() -> None:
+    old, new = secrets.token_urlsafe(50), secrets.token_urlsafe(50)
+    sign = "from django.core import signing; print(signing.dumps('session'))"
+    signed = python(sign, env={**PRODUCTION, "DJANGO_SECRET_KEY": old}).stdout.strip()
+    check = f"from django.core import signing; print(signing.loads({signed!r}))"
+
+    rotated = {**PRODUCTION, "DJANGO_SECRET_KEY": new, "DJANGO_SECRET_KEY_FALLBACKS": old}
+    assert python(check, env=rotated).stdout.strip() == "session"
+    assert manage("check", "--deploy", "--fail-level", "WARNING", env=rotated).returncode == 0
+    forgotten = python(check, env={**PRODUCTION, "DJANGO_SECRET_KEY": new})
+    assert "BadSignature" in forgotten.stderr
