@@ -500,10 +500,17 @@ class ApiKey(models.Model):
         return hmac.compare_digest(self.secret_hash, _hash_secret(secret))
 
     @property
-    def is_active(self) -> bool:
+    def status(self) -> str:
+        """`active`, `revoked` or `expired`: what the API keys page shows."""
         if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -26,6 +26,9 @@ workspace_urlpatterns = [
     path("settings/", views.workspace_settings, name="workspace_settings"),
     path("settings/rename/", views.workspace_rename, name="workspace_rename"),
     path("settings/delete/", views.workspace_delete, name="workspace_delete"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]
 
 urlpatterns = [
