@@ -1,7 +1,9 @@
-"""Team pages: create a team, members and invitations, workspace settings, API keys."""
+"""Team pages: create a team, members and invitations, workspace settings, API keys
+and the webhook signing secret."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 
@@ -27,6 +29,8 @@ from accounts.forms import (
 )
 from accounts.models import Invitation, Membership, Role, User, Workspace
 from billing import wallets
+
+logger = logging.getLogger(__name__)
 
 
 def _user(request: HttpRequest) -> User:
@@ -219,9 +223,9 @@ def leave(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("home")
 
 
-@login_required
-def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace, membership = get_workspace_for_user(request, slug)
+def _settings_page(
+    request: HttpRequest, workspace: Workspace, membership: Membership, *, secret: str = ""
+) -> HttpResponse:
     return render(
         request,
         "accounts/settings.html",
@@ -230,8 +234,15 @@ def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
             "membership": membership,
             "rename_form": TeamNameForm(initial={"name": workspace.name}),
             "delete_form": DeleteTeamForm(team_name=workspace.name),
+            "webhook_secret": secret,
         },
     )
+
+
+@login_required
+def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug)
+    return _settings_page(request, workspace, membership)
 
 
 @login_required
@@ -266,6 +277,40 @@ def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("workspace_settings", slug)
     messages.success(request, f"{workspace.name} was deleted.")
     return redirect("home")
+
+
+# --- The webhook signing secret -----------------------------------------------------
+
+
+@login_required
+@require_POST
+@never_cache
+def webhook_secret_reveal(request: HttpRequest, slug: str) -> HttpResponse:
+    """The secret only on request (a POST, so no link, prefetch or cache shows it): to
+    htmx the revealed fragment, without JavaScript the settings page with it shown."""
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    logger.info("Webhook secret of %s revealed to %s", workspace.slug, membership.user_id)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(
+            request,
+            "accounts/_webhook_secret.html",
+            {"workspace": workspace, "webhook_secret": workspace.webhook_secret},
+        )
+    return _settings_page(request, workspace, membership, secret=workspace.webhook_secret)
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate(request: HttpRequest, slug: str) -> HttpResponse:
+    _, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    services.rotate_webhook_secret(actor=membership)
+    logger.info("Webhook secret of %s rotated by %s", slug, membership.user_id)
+    messages.success(
+        request,
+        "A new signing secret is in place. The previous one keeps signing beside it for "
+        "24 hours: give your receiver the new secret before then.",
+    )
+    return redirect("workspace_settings", slug)
 
 
 # --- API keys ----------------------------------------------------------------------
