@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -248,12 +248,20 @@ class Workspace(models.Model):
     def is_team(self) -> bool:
         return self.kind == self.Kind.TEAM
 
+    @property
+    def webhook_overlap_ends_at(self) -> datetime | None:
+        """When the previous secret stops signing beside the current one; None when it
+        no longer does (or there never was a rotation)."""
+        expires = self.previous_webhook_secret_expires_at
+        if self.previous_webhook_secret and expires and expires > timezone.now():
+            return expires
+        return None
+
     def webhook_signing_secrets(self) -> list[str]:
         """The secrets that sign a delivery now: the current one, and the previous one
         during its overlap after a rotation."""
         secrets_now = [self.webhook_secret]
-        expires = self.previous_webhook_secret_expires_at
-        if self.previous_webhook_secret and expires and expires > timezone.now():
+        if self.webhook_overlap_ends_at is not None:
             secrets_now.append(self.previous_webhook_secret)
         return secrets_now
 
@@ -500,10 +508,17 @@ class ApiKey(models.Model):
         return hmac.compare_digest(self.secret_hash, _hash_secret(secret))
 
     @property
-    def is_active(self) -> bool:
+    def status(self) -> str:
+        """`active`, `revoked` or `expired`: what the API keys page shows."""
         if self.revoked_at is not None:
-            return False
-        return self.expires_at is None or self.expires_at > timezone.now()
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

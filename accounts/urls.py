@@ -26,6 +26,15 @@ workspace_urlpatterns = [
     path("settings/", views.workspace_settings, name="workspace_settings"),
     path("settings/rename/", views.workspace_rename, name="workspace_rename"),
     path("settings/delete/", views.workspace_delete, name="workspace_delete"),
+    path("settings/webhook-secret/", views.webhook_secret_reveal, name="webhook_secret_reveal"),
+    path(
+        "settings/webhook-secret/rotate/",
+        views.webhook_secret_rotate,
+        name="webhook_secret_rotate",
+    ),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]
 
 urlpatterns = [

@@ -1,20 +1,36 @@
-"""Team pages: create a team, members and invitations, workspace settings."""
+"""Team pages: create a team, members and invitations, workspace settings, API keys
+and the webhook signing secret."""
 
 from __future__ import annotations
+
+import logging
+import secrets
+import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts import services
 from accounts.access import get_workspace_for_user
-from accounts.forms import DeleteTeamForm, InviteForm, MonthlyCapForm, RoleForm, TeamNameForm
-from accounts.models import Invitation, Membership, Role, User
+from accounts.forms import (
+    ApiKeyForm,
+    DeleteTeamForm,
+    InviteForm,
+    MonthlyCapForm,
+    RoleForm,
+    TeamNameForm,
+)
+from accounts.models import Invitation, Membership, Role, User, Workspace
 from billing import wallets
+
+logger = logging.getLogger(__name__)
 
 
 def _user(request: HttpRequest) -> User:
@@ -207,9 +223,9 @@ def leave(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("home")
 
 
-@login_required
-def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    workspace, membership = get_workspace_for_user(request, slug)
+def _settings_page(
+    request: HttpRequest, workspace: Workspace, membership: Membership, *, secret: str = ""
+) -> HttpResponse:
     return render(
         request,
         "accounts/settings.html",
@@ -218,8 +234,15 @@ def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
             "membership": membership,
             "rename_form": TeamNameForm(initial={"name": workspace.name}),
             "delete_form": DeleteTeamForm(team_name=workspace.name),
+            "webhook_secret": secret,
         },
     )
+
+
+@login_required
+def workspace_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug)
+    return _settings_page(request, workspace, membership)
 
 
 @login_required
@@ -254,6 +277,130 @@ def workspace_delete(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("workspace_settings", slug)
     messages.success(request, f"{workspace.name} was deleted.")
     return redirect("home")
+
+
+# --- The webhook signing secret -----------------------------------------------------
+
+
+@login_required
+@require_POST
+@never_cache
+def webhook_secret_reveal(request: HttpRequest, slug: str) -> HttpResponse:
+    """The secret only on request (a POST, so no link, prefetch or cache shows it): to
+    htmx the revealed fragment, without JavaScript the settings page with it shown."""
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    logger.info("Webhook secret of %s revealed to %s", workspace.slug, membership.user_id)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(
+            request,
+            "accounts/_webhook_secret.html",
+            {"workspace": workspace, "webhook_secret": workspace.webhook_secret},
+        )
+    return _settings_page(request, workspace, membership, secret=workspace.webhook_secret)
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate(request: HttpRequest, slug: str) -> HttpResponse:
+    _, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    services.rotate_webhook_secret(actor=membership)
+    logger.info("Webhook secret of %s rotated by %s", slug, membership.user_id)
+    messages.success(
+        request,
+        "A new signing secret is in place. The previous one keeps signing beside it for "
+        "24 hours: give your receiver the new secret before then.",
+    )
+    return redirect("workspace_settings", slug)
+
+
+# --- API keys ----------------------------------------------------------------------
+
+# How long a rendered create form's token is remembered once used.
+_FORM_TOKEN_SECONDS = 24 * 3600
+
+
+def _keys_page(
+    request: HttpRequest, workspace: Workspace, membership: Membership, form: ApiKeyForm
+) -> HttpResponse:
+    # One query for every key with its creator, however many there are.
+    keys = list(workspace.api_keys.select_related("created_by").order_by("-created_at"))
+    return render(
+        request,
+        "accounts/api_keys.html",
+        {
+            "workspace": workspace,
+            "membership": membership,
+            "keys": keys,
+            "form": form,
+            # Every rendering of the form, also after an error, gets a token of its own.
+            "form_token": secrets.token_urlsafe(16),
+            "can_create": _user(request).has_verified_email(),
+            "api_url": request.build_absolute_uri(reverse("api_workspace")),
+        },
+    )
+
+
+@login_required
+def api_keys(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    return _keys_page(request, workspace, membership, ApiKeyForm())
+
+
+@login_required
+@require_POST
+@never_cache
+def api_key_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """Create a key and answer the page that shows its text, the only time it is shown.
+    The text is not kept anywhere (no session, no redirect target), so reloading that
+    page cannot show it again: it re-submits the form, which its used token refuses."""
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        return _keys_page(request, workspace, membership, form)
+    token = form.cleaned_data["form_token"]
+    if token and not cache.add(f"api-key-form:{workspace.pk}:{token}", 1, _FORM_TOKEN_SECONDS):
+        messages.info(
+            request,
+            "That key was already created, and its text is shown only once. If you did not "
+            "copy it, revoke it and create another.",
+        )
+        return redirect("api_keys", slug)
+    try:
+        key, text = services.create_api_key(
+            actor=membership,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=form.expires_at,
+        )
+    except services.TeamActionError as error:
+        form.add_error(None, str(error))
+        return _keys_page(request, workspace, membership, form)
+    return render(
+        request,
+        "accounts/api_key_created.html",
+        {
+            "workspace": workspace,
+            "membership": membership,
+            "key": key,
+            "key_text": text,
+            "api_url": request.build_absolute_uri(reverse("api_workspace")),
+        },
+    )
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, slug: str, key_id: uuid.UUID) -> HttpResponse:
+    workspace, membership = get_workspace_for_user(request, slug, minimum=Role.ADMIN)
+    key = get_object_or_404(workspace.api_keys, pk=key_id)
+    if key.revoked_at is not None:
+        messages.info(request, f"{key.name} was already revoked.")
+    else:
+        services.revoke_api_key(actor=membership, key=key)
+        messages.success(
+            request, f"{key.name} ({key.prefix}…) is revoked: the API refuses it from now on."
+        )
+    return redirect("api_keys", slug)
 
 
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:

@@ -27,11 +27,19 @@
     if (!button) return;
     var field = document.querySelector(button.getAttribute("data-copy"));
     if (!field) return;
-    navigator.clipboard.writeText(field.value || field.textContent).then(function () {
-      var label = button.textContent;
-      button.textContent = "Copied";
-      setTimeout(function () { button.textContent = label; }, 1500);
-    });
+    var label = button.textContent;
+    function say(text) {
+      button.textContent = text;
+      setTimeout(function () { button.textContent = label; }, 2000);
+    }
+    // Without clipboard access (an insecure origin, a refused permission) the text is
+    // selected instead, ready for Ctrl+C.
+    function selectInstead() {
+      if (field.select) { field.focus(); field.select(); }
+      say("Press Ctrl+C");
+    }
+    if (!navigator.clipboard) { selectInstead(); return; }
+    navigator.clipboard.writeText(field.value || field.textContent).then(function () { say("Copied"); }, selectInstead);
   });
 
   document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
