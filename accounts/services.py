@@ -53,9 +53,9 @@ def _require_team(workspace: Workspace) -> None:
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
-        raise TeamActionError("Give the team a name.")
+        raise TeamActionError("Give the workspace a name.")
     if len(name) > 100:
-        raise TeamActionError("Team names are at most 100 characters.")
+        raise TeamActionError("Names are at most 100 characters.")
     return name
 
 

@@ -28,6 +28,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_date
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -311,9 +312,12 @@ def favorite(request: HttpRequest, slug: str, generation_id: uuid.UUID) -> HttpR
             "generations/_favorite.html",
             {"workspace": workspace, "generation": generation},
         )
-    return redirect(
-        request.POST.get("next") or reverse("generation_detail", args=[slug, generation.pk])
-    )
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("generation_detail", args=[slug, generation.pk])  # never off-site
+    return redirect(back)
 
 
 @login_required

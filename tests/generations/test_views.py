@@ -286,3 +286,17 @@ def test_favorites_toggle_in_place(client: Client, funded_team: Team) -> None:
     assert b'aria-pressed="true"' in response.content
     generation.refresh_from_db()
     assert generation.is_favorite
+
+
+def test_favorite_without_htmx_returns_to_the_page_but_never_off_site(
+    client: Client, funded_team: Team
+) -> None:
+    generation = finished(funded_team.workspace, funded_team.bob)
+    client.force_login(funded_team.bob)
+    url = reverse("generation_favorite", args=[funded_team.workspace.slug, generation.pk])
+    gallery = reverse("generation_list", args=[funded_team.workspace.slug])
+    assert client.post(url, {"favorite": "1", "next": gallery})["Location"] == gallery
+    detail = reverse("generation_detail", args=[funded_team.workspace.slug, generation.pk])
+    for elsewhere in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        response = client.post(url, {"favorite": "0", "next": elsewhere})
+        assert response["Location"] == detail, elsewhere
