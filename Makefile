@@ -51,7 +51,7 @@ test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Benchmarks need PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/mochi_bench).
-BENCHES := ledger pipeline pages
+BENCHES := ledger pipeline pages api
 bench: $(VENV)/.installed-dev
 	@for name in $(BENCHES); do $(PY) -m bench.$$name || exit 1; done
 
