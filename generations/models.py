@@ -365,5 +365,13 @@ class WebhookDelivery(models.Model):
         return "pending"
 
     def attempt_log(self) -> list[dict[str, Any]]:
-        """The attempts, oldest first, with `at` as a datetime (for the pages)."""
-        return [{**entry, "at": parse_datetime(entry.get("at") or "")} for entry in self.log]
+        """The attempts, oldest first, with `at` as a datetime, and which ones began a
+        redelivery (a redelivery starts the schedule again at attempt 1), for the pages."""
+        return [
+            {
+                **entry,
+                "at": parse_datetime(entry.get("at") or ""),
+                "redelivery": index > 0 and entry.get("attempt") == 1,
+            }
+            for index, entry in enumerate(self.log)
+        ]
