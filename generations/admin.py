@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from generations import webhooks
 from generations.models import Generation, IdempotencyRecord, UpstreamGate, WebhookDelivery
 
 
@@ -78,6 +79,13 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ("event_type",)
     search_fields = ("event_id", "url", "generation__id", "generation__workspace__slug")
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["redeliver"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description="Redeliver (send the same message again now)")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        for delivery in queryset:
+            webhooks.redeliver(delivery)
+        self.message_user(request, f"Sending {queryset.count()} webhook(s) again.")

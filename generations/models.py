@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import Workspace
 
@@ -395,6 +396,18 @@ class WebhookDelivery(models.Model):
         if self.failed_at:
             return "failed"
         return "pending"
+
+    def attempt_log(self) -> list[dict[str, Any]]:
+        """The attempts, oldest first, with `at` as a datetime, and which ones began a
+        redelivery (a redelivery starts the schedule again at attempt 1), for the pages."""
+        return [
+            {
+                **entry,
+                "at": parse_datetime(entry.get("at") or ""),
+                "redelivery": index > 0 and entry.get("attempt") == 1,
+            }
+            for index, entry in enumerate(self.log)
+        ]
 
 
 class UpstreamCallCount(models.Model):

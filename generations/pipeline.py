@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from billing import wallets
 from billing.ledger import HoldAlreadyResolved
-from generations import gate, media, storage, upstream
+from generations import gate, media, storage, upstream, webhooks
 from generations.models import (
     POLLED_PHASES,
     STATUS_OF_PHASE,
@@ -318,8 +318,9 @@ def _retry_ingest(generation: Generation, error: UpstreamError | None) -> None:
 
 
 def _store_and_finish(generation: Generation, video: Path, *, final: bool) -> bool | None:
-    """Check and store the video, then finish. Returns True when finished (succeeded or
-    failed), None when storing failed and may be tried again (unless `final`)."""
+    """Check and store the video, then finish (succeeded, charged and its webhook message
+    written in one transaction). Returns True when finished (succeeded or failed), None
+    when storing failed and may be tried again (unless `final`)."""
     size = video.stat().st_size
     poster = video.with_suffix(".jpg")
     try:
@@ -360,6 +361,7 @@ def _store_and_finish(generation: Generation, video: Path, *, final: bool) -> bo
         )
         if finished:
             _charge(generation)
+            webhooks.record(generation)
     if not finished:
         # Canceled while downloading: the customer did not want it; nothing is kept.
         transaction.on_commit(lambda: storage.delete(video_key, poster_key))

@@ -23,7 +23,7 @@ from accounts.models import ApiKey, Membership, User, Workspace
 from billing import wallets
 from billing.ledger import HoldAlreadyResolved, InsufficientCredits
 from billing.pricing import generation_cost
-from generations import gate, storage
+from generations import gate, storage, webhooks
 from generations.models import (
     RUNNING_PHASES,
     STATUS_OF_PHASE,
@@ -159,7 +159,8 @@ def dispatch(workspace_id: int) -> list[uuid.UUID]:
 
 
 def finish_failed(generation: Generation, code: str, *, detail: str = "") -> bool:
-    """Mark unfinished work failed and give its credits back, in one transaction."""
+    """Mark unfinished work failed and give its credits back, in one transaction (with
+    its webhook message, when it has a webhook URL)."""
     with transaction.atomic():
         moved = Generation.objects.filter(
             pk=generation.pk, phase__in=[Phase.QUEUED, *RUNNING_PHASES]
@@ -172,6 +173,7 @@ def finish_failed(generation: Generation, code: str, *, detail: str = "") -> boo
         )
         if moved:
             _release(generation)
+            webhooks.record(generation)
     if moved:
         logger.info(
             "Generation %s failed: %s %s",
@@ -186,7 +188,8 @@ def finish_failed(generation: Generation, code: str, *, detail: str = "") -> boo
 
 def cancel_generation(generation: Generation) -> Generation:
     """Queued: canceled and released at once. At the upstream (which cannot cancel):
-    canceled now, its result discarded when it comes, and released."""
+    canceled now, its result discarded when it comes, and released. The webhook message
+    is written in the same transaction."""
     now = timezone.now()
     with transaction.atomic():
         moved = Generation.objects.filter(
@@ -202,6 +205,7 @@ def cancel_generation(generation: Generation) -> Generation:
         if not moved:
             raise NotCancelable("This generation has already finished.")
         _release(generation)
+        webhooks.record(generation)
     generation.refresh_from_db()
     after_finish(generation)
     return generation

@@ -20,8 +20,8 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.tasks import async_task
 
-from generations import gate, pipeline, services
-from generations.models import POLLED_PHASES, RUNNING_PHASES, Generation, Phase
+from generations import gate, pipeline, services, webhooks
+from generations.models import POLLED_PHASES, RUNNING_PHASES, Generation, Phase, WebhookDelivery
 from mochi_site.logs import log_context
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,27 @@ def enqueue(step: str, generation_id: uuid.UUID | str, *, delay: float = 0.0) ->
     return task_id
 
 
+def enqueue_webhook(delivery_id: uuid.UUID | str, *, delay: float = 0.0) -> str:
+    """Queue an attempt of a webhook delivery, `delay` seconds from now."""
+    options = {"broker": _DelayedBroker(delay)} if delay > 0 else {}
+    task_id = str(
+        async_task(
+            "generations.tasks.deliver_webhook",
+            str(delivery_id),
+            task_name=f"webhook-{delivery_id}",
+            group="webhooks",
+            save=False,  # the delivery's log keeps every attempt
+            **options,
+        )
+    )
+    WebhookDelivery.objects.filter(pk=delivery_id).update(task_id=task_id)
+    return task_id
+
+
+def deliver_webhook(delivery_id: str) -> None:
+    webhooks.attempt(delivery_id)
+
+
 def submit(generation_id: str) -> None:
     with log_context(generation_id=generation_id, step="submit"):
         pipeline.submit(generation_id)
@@ -87,7 +108,8 @@ def ingest(generation_id: str) -> None:
 
 def reap() -> dict[str, int]:
     """Every minute: give up on work past its deadline, requeue steps whose task was
-    lost, start queued work that nothing started, and probe an open breaker."""
+    lost, start queued work that nothing started, probe an open breaker, and queue again
+    webhook attempts whose task was lost."""
     now = timezone.now()
     counts = {"failed": 0, "requeued": 0, "dispatched": 0}
     gate.probe_account()
@@ -113,6 +135,7 @@ def reap() -> dict[str, int]:
     )
     for workspace_id in waiting:
         counts["dispatched"] += len(services.dispatch(workspace_id))
+    counts["webhooks_requeued"] = webhooks.sweep()
     return counts
 
 

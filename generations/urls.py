@@ -19,6 +19,11 @@ workspace_urlpatterns = [
     path("generations/<uuid:generation_id>/favorite/", views.favorite, name="generation_favorite"),
     path("generations/<uuid:generation_id>/share/", views.share, name="generation_share"),
     path("generations/<uuid:generation_id>/download/", views.download, name="generation_download"),
+    path(
+        "generations/<uuid:generation_id>/webhooks/<uuid:delivery_id>/redeliver/",
+        views.redeliver_webhook,
+        name="generation_webhook_redeliver",
+    ),
 ]
 
 urlpatterns = [

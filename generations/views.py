@@ -36,7 +36,7 @@ from accounts.access import get_workspace_for_user
 from accounts.models import Membership, Role, User, Workspace
 from billing import wallets
 from billing.pricing import duration_seconds, generation_cost
-from generations import services, storage
+from generations import services, storage, webhooks
 from generations.models import Generation, Phase, Source, Status
 from generations.params import LIMITS, MAX_PROMPT_CHARS, InvalidParams, parse_params
 
@@ -245,6 +245,11 @@ def _detail_context(
         "share_url": share_url,
         "poll_seconds": 2,
         "max_running": settings.MAX_RUNNING_PER_WORKSPACE,
+        "deliveries": (
+            list(generation.webhook_deliveries.order_by("created_at"))
+            if generation.webhook_url
+            else []
+        ),
     }
 
 
@@ -299,6 +304,18 @@ def delete(request: HttpRequest, slug: str, generation_id: uuid.UUID) -> HttpRes
     services.delete_generation(generation)
     messages.success(request, "The video was deleted.")
     return redirect("generation_list", workspace.slug)
+
+
+@login_required
+@require_POST
+def redeliver_webhook(
+    request: HttpRequest, slug: str, generation_id: uuid.UUID, delivery_id: uuid.UUID
+) -> HttpResponse:
+    workspace, generation = _act(request, slug, generation_id)
+    delivery = get_object_or_404(generation.webhook_deliveries, pk=delivery_id)
+    webhooks.redeliver(delivery)
+    messages.success(request, "The webhook is being sent again.")
+    return redirect("generation_detail", workspace.slug, generation.pk)
 
 
 @login_required

@@ -9,6 +9,7 @@ from accounts.urls import workspace_urlpatterns as team_pages
 from billing import api as billing_api
 from billing.urls import workspace_urlpatterns as billing_pages
 from generations import api as generations_api
+from generations import webhooks_api
 from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
 
@@ -35,6 +36,16 @@ api_v1 = [
         "generations/<uuid:generation_id>/video",
         generations_api.GenerationVideoApi.as_view(),
         name="api_generation_video",
+    ),
+    path(
+        "generations/<uuid:generation_id>/webhooks",
+        webhooks_api.GenerationWebhooksApi.as_view(),
+        name="api_generation_webhooks",
+    ),
+    path(
+        "generations/<uuid:generation_id>/webhooks/<uuid:delivery_id>/redeliver",
+        webhooks_api.WebhookRedeliverApi.as_view(),
+        name="api_webhook_redeliver",
     ),
     path("ledger", billing_api.LedgerApi.as_view(), name="api_ledger"),
 ]

@@ -11,6 +11,7 @@ from billing import wallets
 from generations import upstream
 from generations.fake_segmind import FakeSegmind
 from tests.conftest import make_user
+from tests.support.webhook_receiver import Receiver, SocketGuard, guarded_sockets
 
 
 @pytest.fixture
@@ -113,3 +114,18 @@ def studio(db: None) -> Workspace:
 
 def owner_of(workspace: Workspace) -> Membership:
     return workspace.memberships.get(role="owner")
+
+
+@pytest.fixture
+def hooks(settings: Any) -> Iterator[Receiver]:
+    """A customer's webhook endpoint on loopback (so private addresses are allowed)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_IPS = True
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def sockets() -> Iterator[SocketGuard]:
+    """Every outgoing connection is recorded and refused (unless the test routes it)."""
+    with guarded_sockets() as guard:
+        yield guard

@@ -16,11 +16,15 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def submit(workspace: Workspace, **overrides: Any) -> Generation:
+def submit(workspace: Workspace, *, webhook_url: str = "", **overrides: Any) -> Generation:
     membership = workspace.memberships.get(role="owner")
     params = parse_params({**DEFAULTS, **overrides})
     return services.submit_generation(
-        workspace=workspace, params=params, user=membership.user, membership=membership
+        workspace=workspace,
+        params=params,
+        user=membership.user,
+        membership=membership,
+        webhook_url=webhook_url,
     )
 
 

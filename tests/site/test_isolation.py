@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import Invitation, Membership, Role, User, Workspace
 from accounts.services import create_api_key, invite_member
 from billing import wallets
+from generations.models import WebhookDelivery
 from tests.api.conftest import key_for
 from tests.conftest import PASSWORD, Team
 from tests.generations.helpers import finished
@@ -55,6 +56,15 @@ class Theirs:
             "invitation_id": lambda: (
                 invite_member(
                     actor=other.memberships.get(user=dave), email="x@example.com", role=Role.MEMBER
+                ).pk
+            ),
+            "delivery_id": lambda: (
+                WebhookDelivery.objects.create(
+                    event_id="msg_theirs",
+                    generation_id=self.get("generation_id"),
+                    event_type="generation.succeeded",
+                    url="https://example.com/hooks",
+                    payload="{}",
                 ).pk
             ),
             "key_id": lambda: (
@@ -109,6 +119,13 @@ def test_every_workspace_page_is_404_to_an_outsider(team: Team) -> None:
     mine = {
         "generation_id": finished(team.workspace, team.alice).pk,
         "member_id": team.membership(team.bob).pk,
+        "delivery_id": WebhookDelivery.objects.create(
+            event_id="msg_mine",
+            generation_id=finished(team.workspace, team.alice, prompt="hooked").pk,
+            event_type="generation.succeeded",
+            url="https://example.com/hooks",
+            payload="{}",
+        ).pk,
         "invitation_id": Invitation.objects.create(
             workspace=team.workspace, email="y@example.com", role=Role.MEMBER, token_hash="h"
         ).pk,
