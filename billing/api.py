@@ -66,24 +66,7 @@ class LedgerApi(WorkspaceAPIView):
             filters["code"] = kind
         pages = NewestFirst()
         rows = pages.paginate_queryset(statement.ledger_rows(workspace, filters), request, self)
-        results = []
-        for entry in statement.entries(rows or [], workspace.pk):
-            transfer = entry.transfer
-            results.append(
-                {
-                    "id": str(transfer.pk),
-                    "created_at": transfer.created_at.isoformat().replace("+00:00", "Z"),
-                    "kind": transfer.code,
-                    "description": entry.label,
-                    "phase": transfer.phase,
-                    "amount": transfer.amount,
-                    "available_change": entry.available,
-                    "held_change": entry.held,
-                    "owed_change": entry.owed,
-                    "member": transfer.member.email if transfer.member else None,
-                    "reference": transfer.reference,
-                }
-            )
+        results = [statement.record(t, workspace.pk) for t in rows or []]
         return Response(
             {
                 "results": results,

@@ -83,6 +83,24 @@ def entries(transfers: Iterable[Transfer], workspace_id: int) -> list[Entry]:
     return [entry(t, workspace_id) for t in transfers]
 
 
+def record(transfer: Transfer, workspace_id: int) -> dict[str, Any]:
+    """One line of the statement as data: the CSV export's columns and the API's entry."""
+    e = entry(transfer, workspace_id)
+    return {
+        "id": str(transfer.pk),
+        "created_at": transfer.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "kind": transfer.code,
+        "description": transfer.get_code_display(),
+        "phase": transfer.phase,
+        "amount": transfer.amount,
+        "available_change": e.available,
+        "held_change": e.held,
+        "owed_change": e.owed,
+        "member": transfer.member.email if transfer.member else None,
+        "reference": transfer.reference,
+    }
+
+
 CSV_HEADER = [
     "id",
     "created_at",
@@ -110,22 +128,10 @@ def csv_lines(rows: QuerySet[Transfer], workspace_id: int) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     for transfer in rows.iterator(chunk_size=2000):
-        e = entry(transfer, workspace_id)
-        yield writer.writerow(
-            [
-                str(transfer.pk),
-                transfer.created_at.astimezone(UTC).isoformat(),
-                transfer.code,
-                _spreadsheet_safe(transfer.get_code_display()),
-                transfer.phase,
-                transfer.amount,
-                e.available,
-                e.held,
-                e.owed,
-                transfer.member.email if transfer.member else "",
-                _spreadsheet_safe(transfer.reference),
-            ]
-        )
+        line = record(transfer, workspace_id)
+        for text in ("description", "reference"):
+            line[text] = _spreadsheet_safe(line[text])
+        yield writer.writerow(["" if line[c] is None else line[c] for c in CSV_HEADER])
 
 
 def _spreadsheet_safe(text: str) -> str:

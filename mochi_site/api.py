@@ -126,17 +126,11 @@ _MESSAGES: list[tuple[type[Exception], str]] = [
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Every error the API answers, in one envelope."""
+    if isinstance(exc, exceptions.ValidationError):
+        exc = validation_error(_flatten(exc.detail))
     if isinstance(exc, ApiError):
         return error_response(
             exc.status_code, exc.code, exc.message, fields=exc.fields, headers=exc.headers
-        )
-    if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
-        return error_response(
-            400,
-            "validation_error",
-            "Some fields are not valid: " + ", ".join(sorted(fields)) + ".",
-            fields=fields,
         )
     for kind, status_code, code in _CODES:
         if not isinstance(exc, kind):
