@@ -81,7 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mochi_site.streaming.WhiteNoiseMiddleware",  # WhiteNoise, async-capable (ASGI)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -126,7 +126,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif env_bool("DATABASE_POOL", False):
+    # The web server (ASGI; mochi_site/asgi.py sets DATABASE_POOL) runs each request's
+    # synchronous code in a thread of that request's own, and connections belong to a
+    # thread: persistent ones (CONN_MAX_AGE) would be stranded with their threads. As
+    # Django advises for ASGI, it borrows from psycopg's pool instead (one per process).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 10, minimum=1)}
+    }
 else:
+    # Workers and commands: a pool must not cross the fork that starts a django-q2
+    # worker, so they keep their connection for a while instead.
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
