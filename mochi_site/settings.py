@@ -317,6 +317,12 @@ API_RATE_PER_KEY = env_rate("API_RATE_PER_KEY", "600/min")
 API_RATE_PER_WORKSPACE = env_rate("API_RATE_PER_WORKSPACE", "1200/min")
 # Largest request body the API reads (413 past it).
 API_MAX_BODY_BYTES = 64 * 1024
+# The Segmind-compatible `POST /v1/mochi-1` waits this long at most for the video (then
+# 504; the generation goes on), looking at the generation every SEGMIND_COMPAT_CHECK_SECONDS.
+SEGMIND_COMPAT_V1_TIMEOUT_SECONDS = env_int(
+    "SEGMIND_COMPAT_V1_TIMEOUT_SECONDS", 1200, minimum=5, maximum=4 * 3600
+)
+SEGMIND_COMPAT_CHECK_SECONDS = 1.0
 
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
