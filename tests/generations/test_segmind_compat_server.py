@@ -33,8 +33,9 @@ from tests.support.web_server import Server, web_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-# Segmind's published Python example for Mochi 1 (the model page's v1 tab), saving the
-# video it answers. The test changes nothing but the base URL and the key.
+# Segmind's published Python example for Mochi 1, as its model page's v1 template has it
+# (the payload, `x-api-key`, `requests.post(url, json=data, headers=headers)`,
+# `response.content`), writing the video to a file. Only the base URL and key change.
 SEGMIND_EXAMPLE = """\
 import requests
 
