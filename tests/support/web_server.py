@@ -76,14 +76,14 @@ def web_server(env: dict[str, str], *, workers: int = 1, name: str = "web") -> I
 
 
 def _wait_until_up(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a generous bound: CI machines may be busy
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the web server exited:\n{log_path.read_text()[-3000:]}")
         try:
-            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+            if requests.get(f"{base}/healthz", timeout=10).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still starting
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the web server did not answer:\n{log_path.read_text()[-3000:]}")
