@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ from generations.models import Generation, Phase, Source
 from generations.upstream import UpstreamError
 from mochi_site.api_auth import KeyRateThrottle
 from tests.conftest import Team
+from tests.support.async_calls import call_async
 from tests.support.queue import run_tasks
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +61,8 @@ def post_v2(client: Client, key: str | None, body: Any = BODY, **extra: Any) -> 
 def post_v1(key: str | None, body: Any = BODY, **extra: Any) -> Any:
     """`POST /v1/mochi-1` through Django's ASGI request path (the view is async)."""
     headers = {"x-api-key": key} if key is not None else {}
-    return async_to_sync(AsyncClient().post)(
+    return call_async(
+        AsyncClient().post,
         "/v1/mochi-1",
         json.dumps(body),
         content_type=extra.pop("content_type", "application/json"),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.test import AsyncClient, AsyncRequestFactory, RequestFactory
 from django.utils.module_loading import import_string
 
 from mochi_site import streaming
+from tests.support.async_calls import call_async
 
 
 class Recorded(io.BytesIO):
@@ -41,7 +41,7 @@ def test_under_asgi_a_file_is_sent_from_an_async_iterator_one_chunk_at_a_time() 
     async def read_all() -> list[bytes]:
         return [chunk async for chunk in response.streaming_content]  # type: ignore[union-attr]
 
-    parts = async_to_sync(read_all)()
+    parts = call_async(read_all)
     assert b"".join(parts) == data[:-10]
     assert max(len(part) for part in parts) <= streaming.CHUNK_BYTES
     assert handle.largest <= streaming.CHUNK_BYTES
@@ -57,7 +57,7 @@ def test_under_wsgi_the_same_file_is_a_plain_iterator() -> None:
 
 
 def test_static_files_are_served_asynchronously_under_asgi() -> None:
-    response: Any = async_to_sync(AsyncClient().get)("/static/css/app.css")
+    response: Any = call_async(AsyncClient().get, "/static/css/app.css")
     assert response.status_code == 200
     assert response["content-type"].startswith("text/css")
     assert response.is_async
@@ -66,8 +66,8 @@ def test_static_files_are_served_asynchronously_under_asgi() -> None:
         return b"".join([chunk async for chunk in response.streaming_content])
 
     with open(settings.BASE_DIR / "static/css/app.css", "rb") as source:
-        assert async_to_sync(read_all)() == source.read()
-    ranged: Any = async_to_sync(AsyncClient().get)(
-        "/static/css/app.css", headers={"Range": "bytes=0-9"}
+        assert call_async(read_all) == source.read()
+    ranged: Any = call_async(
+        AsyncClient().get, "/static/css/app.css", headers={"Range": "bytes=0-9"}
     )
     assert ranged.status_code == 206
