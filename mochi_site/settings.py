@@ -132,6 +132,7 @@ elif env_bool("DATABASE_POOL", False):
     # thread: persistent ones (CONN_MAX_AGE) would be stranded with their threads. As
     # Django advises for ASGI, it borrows from psycopg's pool instead (one per process).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks what it lends
     DATABASES["default"]["OPTIONS"] = {
         "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 10, minimum=1)}
     }
