@@ -316,16 +316,20 @@ async def _wait_until_finished(generation: Generation) -> Generation | None:
 @require_POST
 async def v1_generate(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """`POST /v1/mochi-1`: make the video and answer its bytes (`video/mp4`)."""
+    request_id = ""
     try:
-        generation = await sync_to_async(_submit_v1)(request)
-    except Refused as refused:
-        return refused.response()
-    request_id = str(generation.pk)
-    try:
+        try:
+            generation = await sync_to_async(_submit_v1)(request)
+        except Refused as refused:
+            return refused.response()
+        request_id = str(generation.pk)
         finished = await _wait_until_finished(generation)
     except asyncio.CancelledError:
-        # The client went away (Django cancels the view): the generation goes on.
-        logger.info("Client left POST /v1/mochi-1 waiting for %s; it goes on", request_id)
+        # The client went away (Django cancels the view; a submit under way in its
+        # thread still completes): the generation goes on.
+        logger.info(
+            "Client left POST /v1/mochi-1 waiting for %s; it goes on", request_id or "its submit"
+        )
         raise
     headers = {"x-request-id": request_id}
     if finished is None:
