@@ -1,5 +1,5 @@
 # Mochi Studio: one image, web or worker by its command.
-#   web:    (default command) gunicorn on :8000
+#   web:    (default command) gunicorn (ASGI) on :8000
 #   worker: python manage.py qcluster
 # Configure it with the environment variables listed in README.md.
 
@@ -28,4 +28,7 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-CMD ["gunicorn", "mochi_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-", "--forwarded-allow-ips", "*"]
+# ASGI (gunicorn's own asyncio worker): a request waiting in an async view holds no
+# worker; synchronous views run in a thread each.
+# The server's settings are in gunicorn.conf.py (the ASGI worker).
+CMD ["gunicorn", "mochi_site.asgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

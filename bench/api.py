@@ -207,18 +207,16 @@ def main() -> None:
 
 
 def production_server(port: int, workers: int) -> list[str]:
-    """The production web server's command (as in the Dockerfile), on `port`."""
+    """The production web server's command (the Dockerfile's, with gunicorn.conf.py)."""
     return [
         sys.executable,
         "-m",
         "gunicorn",
-        "mochi_site.wsgi:application",
+        "mochi_site.asgi:application",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
         str(workers),
-        "--threads",
-        "8",
         "--log-level",
         "warning",
     ]

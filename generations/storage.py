@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
@@ -45,6 +45,15 @@ def save(key: str, path: Path) -> None:
 
 def exists(key: str) -> bool:
     return bool(key) and default_storage.exists(key)
+
+
+def open_stream(key: str) -> Any:
+    """A file-like reading `key` as it arrives: `.read(n)` holds at most `n` bytes.
+    (Opening through the storage would download an S3 object whole first.)"""
+    if settings.AWS_STORAGE_BUCKET_NAME:
+        bucket = default_storage.bucket  # type: ignore[attr-defined]
+        return bucket.Object(key).get()["Body"]
+    return default_storage.open(key, "rb")
 
 
 def delete(*keys: str) -> None:

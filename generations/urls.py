@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from generations import views
+from generations import segmind_compat, views
 
 # Mounted under /w/<slug>/.
 workspace_urlpatterns = [
@@ -29,4 +29,13 @@ workspace_urlpatterns = [
 urlpatterns = [
     path("s/<str:token>/", views.shared, name="shared"),
     path("files/<str:token>/", views.serve_file, name="serve_file"),
+]
+
+# The Segmind-compatible drop-in, at Segmind's own paths (generations/segmind_compat.py).
+segmind_urlpatterns = [
+    path("v1/mochi-1", segmind_compat.v1_generate, name="segmind_v1_generate"),
+    path("v2/mochi-1", segmind_compat.v2_submit, name="segmind_v2_submit"),
+    path("v2/requests/<str:request_id>/status", segmind_compat.v2_status, name="segmind_v2_status"),
+    path("v2/requests/<str:request_id>", segmind_compat.v2_result, name="segmind_v2_request"),
+    path("v1/requests/<str:request_id>", segmind_compat.v2_result, name="segmind_v1_request"),
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -17,7 +16,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -39,6 +37,7 @@ from billing.pricing import duration_seconds, generation_cost
 from generations import services, storage, webhooks
 from generations.models import Generation, Phase, Source, Status
 from generations.params import LIMITS, MAX_PROMPT_CHARS, InvalidParams, parse_params
+from mochi_site import streaming
 
 PAGE_SIZE = 24
 # Frame counts Mochi renders natively ((frames - 1) divisible by 6), offered as lengths.
@@ -545,13 +544,11 @@ def serve_file(request: HttpRequest, token: str) -> HttpResponseBase:
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"
             return response
-        partial = StreamingHttpResponse(
-            _read_range(key, start, end), status=206, content_type=content_type
-        )
+        partial = _streamed(request, key, start, end, status=206, content_type=content_type)
         partial["Content-Range"] = f"bytes {start}-{end}/{size}"
         partial["Content-Length"] = str(end - start + 1)
     else:
-        partial = FileResponse(default_storage.open(key, "rb"), content_type=content_type)
+        partial = _streamed(request, key, 0, size - 1, status=200, content_type=content_type)
         partial["Content-Length"] = str(size)
     partial["Accept-Ranges"] = "bytes"
     partial["Content-Disposition"] = disposition
@@ -559,13 +556,14 @@ def serve_file(request: HttpRequest, token: str) -> HttpResponseBase:
     return partial
 
 
-def _read_range(key: str, start: int, end: int) -> Iterator[bytes]:
-    with default_storage.open(key, "rb") as handle:
+def _streamed(
+    request: HttpRequest, key: str, start: int, end: int, **options: Any
+) -> StreamingHttpResponse:
+    """Bytes `start`–`end` of a stored file, read a chunk at a time (also under ASGI)."""
+
+    def opened() -> Any:
+        handle = default_storage.open(key, "rb")
         handle.seek(start)
-        left = end - start + 1
-        while left > 0:
-            chunk = handle.read(min(left, 512 * 1024))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk
+        return handle
+
+    return streaming.file_response(request, opened, length=end - start + 1, **options)

@@ -83,7 +83,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mochi_site.streaming.WhiteNoiseMiddleware",  # WhiteNoise, async-capable (ASGI)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -128,7 +128,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif env_bool("DATABASE_POOL", False):
+    # The web server (ASGI; mochi_site/asgi.py sets DATABASE_POOL) runs each request's
+    # synchronous code in a thread of that request's own, and connections belong to a
+    # thread: persistent ones (CONN_MAX_AGE) would be stranded with their threads. As
+    # Django advises for ASGI, it borrows from psycopg's pool instead (one per process).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks what it lends
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 10, minimum=1)}
+    }
 else:
+    # Workers and commands: a pool must not cross the fork that starts a django-q2
+    # worker, so they keep their connection for a while instead.
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
@@ -308,6 +320,12 @@ API_RATE_PER_KEY = env_rate("API_RATE_PER_KEY", "600/min")
 API_RATE_PER_WORKSPACE = env_rate("API_RATE_PER_WORKSPACE", "1200/min")
 # Largest request body the API reads (413 past it).
 API_MAX_BODY_BYTES = 64 * 1024
+# The Segmind-compatible `POST /v1/mochi-1` waits this long at most for the video (then
+# 504; the generation goes on), looking at the generation every SEGMIND_COMPAT_CHECK_SECONDS.
+SEGMIND_COMPAT_V1_TIMEOUT_SECONDS = env_int(
+    "SEGMIND_COMPAT_V1_TIMEOUT_SECONDS", 1200, minimum=5, maximum=4 * 3600
+)
+SEGMIND_COMPAT_CHECK_SECONDS = 1.0
 
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -10,6 +10,7 @@ from billing import api as billing_api
 from billing.urls import workspace_urlpatterns as billing_pages
 from generations import api as generations_api
 from generations import webhooks_api
+from generations.urls import segmind_urlpatterns as segmind_compat
 from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
 
@@ -65,5 +66,6 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("", include(segmind_compat)),  # Segmind's paths: /v1/mochi-1, /v2/…
     path("admin/", admin.site.urls),
 ]

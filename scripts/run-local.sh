@@ -23,7 +23,10 @@ else
 fi
 
 "$PY" manage.py qcluster &
-"$PY" manage.py runserver 127.0.0.1:8000 &
+# The production server (ASGI), one process: requests waiting in async views (such as a
+# synchronous video call) hold no worker. It does not reload on code changes.
+"$PY" -m gunicorn mochi_site.asgi:application --workers 1 --bind 127.0.0.1:8000 \
+  --graceful-timeout 3 &
 
 echo
 echo "  Mochi Studio is starting on http://127.0.0.1:8000, using $upstream."
