@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import api as accounts_api
 from accounts.urls import workspace_urlpatterns as team_pages
@@ -13,6 +16,12 @@ from generations import webhooks_api
 from generations.urls import segmind_urlpatterns as segmind_compat
 from generations.urls import workspace_urlpatterns as generation_pages
 from mochi_site import views
+
+# The split view serves its start-up script as a file, so scripts stay ours only; Swagger
+# UI sets a few inline styles, which this page alone allows (styles cannot run code).
+api_docs = csp_override({**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]})(
+    SpectacularSwaggerSplitView.as_view(url_name="api_schema")
+)
 
 handler404 = "mochi_site.views.page_not_found"
 handler500 = "mochi_site.views.server_error"
@@ -65,7 +74,7 @@ urlpatterns = [
     path("w/<slug:slug>/billing/", include(billing_pages)),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/docs/", api_docs, name="api_docs"),
     path("", include(segmind_compat)),  # Segmind's paths: /v1/mochi-1, /v2/…
     path("admin/", admin.site.urls),
 ]
