@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
@@ -19,9 +21,8 @@ from mochi_site import views
 
 # The split view serves its start-up script as a file, so scripts stay ours only; Swagger
 # UI sets a few inline styles, which this page alone allows (styles cannot run code).
-api_docs = csp_override({**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]})(
-    SpectacularSwaggerSplitView.as_view(url_name="api_schema")
-)
+docs_policy: dict[str, Any] = {**settings.SECURE_CSP, "style-src": [CSP.SELF, CSP.UNSAFE_INLINE]}
+api_docs = csp_override(docs_policy)(SpectacularSwaggerSplitView.as_view(url_name="api_schema"))
 
 handler404 = "mochi_site.views.page_not_found"
 handler500 = "mochi_site.views.server_error"
