@@ -26,6 +26,7 @@ RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
     && mkdir -p /app/media && chown 10001:10001 /app/media
 USER 10001:10001
 EXPOSE 8000
+# /healthz, asked under an allowed host name (production refuses any other Host).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+    CMD ["python", "/app/scripts/healthcheck.py"]
 CMD ["gunicorn", "mochi_site.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-", "--forwarded-allow-ips", "*"]
