@@ -82,6 +82,8 @@ def submit(generation_id: str) -> None:
     if generation is None or generation.phase != Phase.SUBMITTING:
         return
     if generation.submit_started_at is not None:
+        if generation.next_check_at and generation.next_check_at > timezone.now():
+            return  # another run is making the call now; the reaper judges it if it dies
         # An earlier run began the POST and never recorded its outcome.
         ambiguous(generation, "a previous attempt died during the upstream call")
         return
