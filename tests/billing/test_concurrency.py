@@ -84,6 +84,28 @@ def test_opposite_transfers_between_two_wallets_never_deadlock(funded: Funded) -
     assert run_audit(record=False).ok
 
 
+def test_a_members_monthly_cap_holds_under_concurrent_submits(funded: Funded) -> None:
+    from tests.conftest import make_user
+
+    workspace = funded(10_000)
+    bob = make_user("bob@example.com")
+    results = run_together(
+        [
+            (
+                lambda n=n: wallets.hold(
+                    workspace, 39, key=f"gen-{n}", member_id=bob.pk, monthly_cap=100
+                )
+            )
+            for n in range(20)
+        ]
+    )
+    outcomes = Counter(type(r).__name__ for r in results)
+    assert outcomes == {"Transfer": 2, "MonthlyCapExceeded": 18}  # 2 × 39 ≤ 100 < 3 × 39
+    wallet, _ = wallets.workspace_accounts(workspace)
+    assert wallets.member_spend_this_month(wallet.pk, bob.pk) == 78
+    assert run_audit(record=False).ok
+
+
 def test_the_same_grant_sent_concurrently_is_written_once(funded: Funded) -> None:
     workspace = funded(0)
     results = run_together(
