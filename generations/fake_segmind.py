@@ -210,6 +210,7 @@ class FakeSegmind:
                 [
                     ffmpeg(),
                     "-hide_banner",
+                    "-nostdin",
                     "-v",
                     "error",
                     "-y",
@@ -231,6 +232,7 @@ class FakeSegmind:
                 ],
                 check=True,
                 capture_output=True,
+                stdin=subprocess.DEVNULL,
                 timeout=120,
             )
             self.videos[key] = path

@@ -29,6 +29,8 @@ export SITE_URL=${SITE_URL:-http://127.0.0.1:$PORT}
 
 # Each server runs in its own process group, so Ctrl-C reaches this script alone and
 # every server is asked to stop exactly once (the worker hangs if it is told twice).
+# Their input is /dev/null: a background process group that reads the terminal (as
+# ffmpeg does, for its keyboard commands) is stopped by it.
 set -m
 
 cleanup() {
@@ -39,6 +41,7 @@ cleanup() {
   [ -n "$pids" ] || return 0
   echo "  Stopping Mochi Studio..."
   kill -TERM $pids 2>/dev/null || true
+  kill -CONT $pids 2>/dev/null || true  # a stopped server acts on the TERM once continued
   # The worker finishes its running tasks first; whatever still runs after 30 s is killed.
   for _ in $(seq 60); do
     alive=""
@@ -57,14 +60,14 @@ if [ -z "${SEGMIND_API_KEY:-}" ]; then
   export SEGMIND_API_KEY=demo-key
   export SEGMIND_BASE_URL=http://127.0.0.1:$UPSTREAM_PORT
   export SEGMIND_TYPICAL_SECONDS=${SEGMIND_TYPICAL_SECONDS:-8}
-  "$PY" manage.py fake_segmind --host 127.0.0.1 --port "$UPSTREAM_PORT" --latency "${DEMO_LATENCY:-8}" &
+  "$PY" manage.py fake_segmind --host 127.0.0.1 --port "$UPSTREAM_PORT" --latency "${DEMO_LATENCY:-8}" </dev/null &
   upstream="the demo upstream (fake Segmind) on http://127.0.0.1:$UPSTREAM_PORT"
 else
   upstream="Segmind at ${SEGMIND_BASE_URL:-https://api.segmind.com}"
 fi
 
-"$PY" manage.py qcluster &
-"$PY" manage.py runserver "127.0.0.1:$PORT" &
+"$PY" manage.py qcluster </dev/null &
+"$PY" manage.py runserver "127.0.0.1:$PORT" </dev/null &
 
 echo
 echo "  Mochi Studio is starting on http://127.0.0.1:$PORT, using $upstream."

@@ -82,6 +82,7 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             ["bash", "scripts/run-local.sh"],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,  # stands for the terminal: not /dev/null
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -107,9 +108,15 @@ def test_it_starts_web_worker_and_demo_upstream_and_ctrl_c_stops_them_all(
             f"{upstream}/v1/get-user-credits", headers={"x-api-key": "demo-key"}, timeout=5
         )
         assert credits.status_code == 200
-        commands = " | ".join(_session(launcher.pid).values())
+        servers = _session(launcher.pid)
+        commands = " | ".join(servers.values())
         for part in ("runserver", "qcluster", "fake_segmind"):
             assert part in commands
+        # Nothing reads the terminal: in a background process group that stops a process
+        # (ffmpeg in the demo upstream did, and no video ever finished).
+        for pid, command in servers.items():
+            if "manage.py" in command:
+                assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null", command
 
         os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C
         assert launcher.wait(timeout=60) is not None
