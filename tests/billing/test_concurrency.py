@@ -114,3 +114,44 @@ def test_the_same_grant_sent_concurrently_is_written_once(funded: Funded) -> Non
     assert len({r.pk for r in results}) == 1
     assert wallets.balance(workspace).available == 500
     assert run_audit(record=False).ok
+
+
+@pytest.mark.django_db
+def test_a_system_account_created_meanwhile_is_not_taken_for_a_refusal(
+    funded: Funded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write's UPDATE of a system shard can miss a row that another transaction
+    created a moment before the next statement sees it; the function then reports the
+    account as short. A shard has no balance rule: the write runs again."""
+    from django.db import connection
+
+    from billing import ledger
+    from billing.models import AccountKind
+
+    workspace = funded(0)
+    wallet, _ = wallets.workspace_accounts(workspace)
+    shard = wallets.system_account(AccountKind.GRANTS, near=wallet)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY SEQUENCE refusals")
+        cursor.execute("CREATE TEMPORARY TABLE refused AS SELECT %s::bigint AS id", [shard.pk])
+        # The function's report of that race, once (a sequence is not rolled back).
+        cursor.execute(
+            """CREATE FUNCTION pg_temp.refused_once() RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('refusals') = 1 THEN
+                    RAISE EXCEPTION USING ERRCODE = 'ML001', MESSAGE = (
+                        SELECT to_jsonb(a)::text FROM billing_account a
+                        WHERE a.id = (SELECT id FROM refused)
+                    );
+                END IF;
+                RETURN false;
+            END $$"""
+        )
+    racy = ledger._APPLY_SQL.replace(
+        "SELECT billing_apply_transfers(",
+        "SELECT CASE WHEN pg_temp.refused_once() THEN NULL ELSE billing_apply_transfers(",
+    )
+    monkeypatch.setattr(ledger, "_APPLY_SQL", racy + " END")
+    granted = wallets.grant(workspace, 500, key="purchase:pi_race")
+    assert granted.amount == 500
+    assert wallets.balance(workspace).available == 500
