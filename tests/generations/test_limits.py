@@ -102,8 +102,10 @@ def test_two_worker_processes_share_the_request_rate() -> None:
         for _ in range(2)
     ]
     results = [json.loads(worker.communicate(timeout=60)[0]) for worker in workers]
-    assert all(tries > 50 for _, tries in results)  # both kept asking for two seconds
-    assert sum(taken for taken, _ in results) == 12  # one shared window, not 12 each
+    # Each asked for more than the whole budget (a window per process would give 12 each)...
+    assert all(tries > 12 for _, tries in results), results
+    # ...and together they got 12: one window shared through the database.
+    assert sum(taken for taken, _ in results) == 12
 
 
 @pytest.mark.django_db

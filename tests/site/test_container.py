@@ -87,12 +87,12 @@ def production_server() -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}/healthz"
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 try:
-                    requests.get(url, timeout=2, headers={"Host": "studio.example.com"})
+                    requests.get(url, timeout=30, headers={"Host": "studio.example.com"})
                     break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     time.sleep(0.2)
             yield url
         finally:
@@ -102,7 +102,7 @@ def production_server() -> Iterator[str]:
 
 def test_the_health_check_passes_on_production_settings(production_server: str) -> None:
     # Production answers only its own host names: 127.0.0.1 is refused...
-    assert requests.get(production_server, timeout=5).status_code == 400
+    assert requests.get(production_server, timeout=30).status_code == 400
     # ...so the health check names an allowed host, and the site is healthy.
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "healthcheck.py"), production_server],

@@ -1,12 +1,16 @@
-"""The periodic work the workers run, installed by the migrations."""
+"""The periodic work the workers run: `migrate` on a fresh database schedules it."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import tempfile
+
 from django_q.models import Schedule
 
+from tests.support.processes import manage, python
+
 EXPECTED = {
-    # func: (schedule type, minutes)
+    # func: (schedule type, minutes between runs, or None)
     "billing.tasks.audit_ledger": (Schedule.DAILY, None),
     "billing.tasks.expire_overdue_holds": (Schedule.MINUTES, 10),
     "billing.tasks.retry_stripe_events": (Schedule.MINUTES, 1),
@@ -14,14 +18,23 @@ EXPECTED = {
 }
 
 
-# The schedules are rows written by data migrations: restore them if an earlier
-# transactional test flushed the tables.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_the_periodic_work_is_scheduled_for_ever() -> None:
-    schedules = {s.func: s for s in Schedule.objects.filter(func__in=EXPECTED)}
-    assert set(schedules) == set(EXPECTED)
+def test_migrating_a_fresh_database_schedules_the_periodic_work_for_ever() -> None:
+    with tempfile.TemporaryDirectory(prefix="mochi-schedules-") as folder:
+        env = {"DATABASE_URL": f"sqlite:///{folder}/db.sqlite3", "LOG_LEVEL": "ERROR"}
+        migrated = manage("migrate", "--noinput", env=env, timeout=120)
+        assert migrated.returncode == 0, migrated.stderr
+        listed = python(
+            "import json\n"
+            "from django_q.models import Schedule\n"
+            "print(json.dumps({s.func: [s.schedule_type, s.minutes, s.repeats]"
+            " for s in Schedule.objects.all()}))\n",
+            env=env,
+        )
+    assert listed.returncode == 0, listed.stderr
+    schedules = json.loads(listed.stdout)
     for func, (kind, minutes) in EXPECTED.items():
-        schedule = schedules[func]
-        assert (schedule.schedule_type, schedule.repeats) == (kind, -1), func
+        assert func in schedules, sorted(schedules)
+        found_kind, found_minutes, repeats = schedules[func]
+        assert (found_kind, repeats) == (kind, -1), func
         if minutes is not None:
-            assert schedule.minutes == minutes, func
+            assert found_minutes == minutes, func
