@@ -26,9 +26,9 @@ RUN DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
     && mkdir -p /app/media && chown 10001:10001 /app/media
 USER 10001:10001
 EXPOSE 8000
+# /healthz, asked under an allowed host name (production refuses any other Host).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-# ASGI (gunicorn's own asyncio worker): a request waiting in an async view holds no
-# worker; synchronous views run in a thread each.
-# The server's settings are in gunicorn.conf.py (the ASGI worker).
+    CMD ["python", "/app/scripts/healthcheck.py"]
+# ASGI (gunicorn's own asyncio worker, set in gunicorn.conf.py): a request waiting in an
+# async view holds no worker; synchronous views run in a thread each.
 CMD ["gunicorn", "mochi_site.asgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

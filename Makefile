@@ -13,7 +13,7 @@ PYTHON_CANDIDATES := python3.13 python3.12 python3 \
 BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: help run test lint bench soak screenshots clean
+.PHONY: help run test lint bench clean
 
 help:
 	@echo "make run    install, migrate and start the whole product on http://127.0.0.1:8000"

@@ -364,6 +364,11 @@ def _apply_in_database(
             detail = getattr(getattr(error.__cause__, "diag", None), "message_primary", "")
             if code == "ML001":
                 account = _account_from_json(json.loads(detail))
+                if not account.debits_must_not_exceed_credits:
+                    # No balance rule to break: the row did not exist when the UPDATE's
+                    # snapshot was taken and did for the next statement's (a system shard
+                    # that another transaction created meanwhile). Run it again.
+                    continue
                 raise InsufficientCredits(account, spent[account.pk]) from None
             if code == "ML002":
                 raise AccountOwes(_account_from_json(json.loads(detail))) from None

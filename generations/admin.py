@@ -7,7 +7,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generations import webhooks
-from generations.models import Generation, IdempotencyRecord, UpstreamGate, WebhookDelivery
+from generations.models import (
+    Generation,
+    IdempotencyRecord,
+    UpstreamCallCount,
+    UpstreamGate,
+    WebhookDelivery,
+)
 
 
 @admin.register(Generation)
@@ -89,3 +95,18 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset:
             webhooks.redeliver(delivery)
         self.message_user(request, f"Sending {queryset.count()} webhook(s) again.")
+
+
+@admin.register(UpstreamCallCount)
+class UpstreamCallCountAdmin(admin.ModelAdmin):
+    list_display = ("minute", "operation", "outcome", "calls")
+    list_filter = ("operation", "outcome")
+    search_fields = ("operation", "outcome")
+    date_hierarchy = "minute"
+    readonly_fields = ("minute", "operation", "outcome", "calls")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

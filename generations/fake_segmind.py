@@ -9,6 +9,7 @@ cost headers and metrics. Latency and faults are scriptable:
 - per server: `latency` (seconds a job takes), `record_ttl` (v2 records expire);
 - per prompt: markers such as `[fault:429]`, `[fault:500x2]` (the first two tries),
   `[fault:truncated@download]`, `[fault:failed]` (a v2 job that FAILS), `[latency:8]`;
+  an HTTP error without `@endpoint` answers the POST (v2 submit or v1);
 - per call: `POST /_admin/faults {"fault": "502", "endpoint": "submit", "times": 1}`.
 
 Faults: an HTTP status (400 401 403 404 406-credits 406-content-type 410 422 429 500
@@ -176,7 +177,10 @@ class FakeSegmind:
                 if kind != "fault":
                     continue
                 target = where or _default_endpoint(value)
-                if target != endpoint:
+                # Without an @endpoint, an HTTP error answers the POST that creates the
+                # work, whichever API version the app speaks (v2 submit or v1).
+                posts = not where and target == "submit" and endpoint == "v1"
+                if target != endpoint and not posts:
                     continue
                 key = f"{prompt}|{value}|{target}"
                 self.state.marker_uses[key] += 1
@@ -206,6 +210,7 @@ class FakeSegmind:
                 [
                     ffmpeg(),
                     "-hide_banner",
+                    "-nostdin",
                     "-v",
                     "error",
                     "-y",
@@ -227,6 +232,7 @@ class FakeSegmind:
                 ],
                 check=True,
                 capture_output=True,
+                stdin=subprocess.DEVNULL,
                 timeout=120,
             )
             self.videos[key] = path

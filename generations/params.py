@@ -11,6 +11,8 @@ from typing import Any
 
 MAX_PROMPT_CHARS = 2000
 SEED_MAX = 2**63 - 1
+# Text is stored as is; a NUL character is not text (and PostgreSQL refuses it).
+NUL_MESSAGE = "Remove the NUL character (\\x00): it cannot be part of a prompt."
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def parse_params(data: Mapping[str, Any], *, strict_types: bool = True) -> Gener
         errors["prompt"] = ["Describe the video you want: the prompt is required."]
     elif len(prompt) > MAX_PROMPT_CHARS:
         errors["prompt"] = [f"Keep the prompt under {MAX_PROMPT_CHARS} characters."]
+    elif "\x00" in prompt:
+        errors["prompt"] = [NUL_MESSAGE]
     else:
         values["prompt"] = prompt.strip()
 
@@ -106,6 +110,8 @@ def parse_params(data: Mapping[str, Any], *, strict_types: bool = True) -> Gener
         errors["negative_prompt"] = ["The negative prompt must be text."]
     elif len(negative) > MAX_PROMPT_CHARS:
         errors["negative_prompt"] = [f"Keep it under {MAX_PROMPT_CHARS} characters."]
+    elif "\x00" in negative:
+        errors["negative_prompt"] = [NUL_MESSAGE]
     else:
         values["negative_prompt"] = negative.strip()
 

@@ -84,6 +84,8 @@ def submit(generation_id: str) -> None:
     if generation is None or generation.phase != Phase.SUBMITTING:
         return
     if generation.submit_started_at is not None:
+        if generation.next_check_at and generation.next_check_at > timezone.now():
+            return  # another run is making the call now; the reaper judges it if it dies
         # An earlier run began the POST and never recorded its outcome.
         ambiguous(generation, "a previous attempt died during the upstream call")
         return
@@ -258,7 +260,8 @@ def _next_poll(generation: Generation) -> float:
 
 def ingest(generation_id: str) -> None:
     """v2: read the result, download the MP4 (streamed to a temporary file), store it
-    and its poster, then mark it succeeded and charge, in one transaction."""
+    and its poster, then mark it succeeded and charge, in one transaction. v1 (its worker
+    died while storing the video the call answered): finish from what it stored."""
     now = timezone.now()
     lease = timedelta(seconds=settings.GENERATION_INGEST_LEASE_SECONDS)
     # Claimed when nobody has it, or when the one who had it is past its lease (died).
@@ -274,6 +277,9 @@ def ingest(generation_id: str) -> None:
     if not claimed:
         return
     generation = Generation.objects.get(pk=generation_id)
+    if generation.upstream_mode == "v1":
+        _recover_v1(generation)
+        return
     try:
         if not generation.upstream_output_url:
             if gate.wait_for_slot(SLOT_WAIT_SECONDS):
@@ -305,6 +311,21 @@ def ingest(generation_id: str) -> None:
             finish_failed(generation, error.code, detail=error.detail)
 
 
+def _recover_v1(generation: Generation) -> None:
+    """A v1 video arrives only in the answer to the worker's call, so when that worker
+    died while storing it, what it stored is all there is (nothing is asked of the
+    upstream). The poster is stored after the video: with both there, the video is whole."""
+    video_key, poster_key = storage.video_key(generation), storage.poster_key(generation)
+    if not (storage.exists(video_key) and storage.exists(poster_key)):
+        finish_failed(generation, "storage_error", detail="the v1 video was lost with its worker")
+        storage.delete(video_key, poster_key)
+        return
+    with tempfile.TemporaryDirectory(prefix="mochi-recover-") as folder:
+        video = Path(folder) / "video.mp4"
+        storage.download(video_key, video)
+        _store_and_finish(generation, video, final=True, stored=True)
+
+
 def _retry_ingest(generation: Generation, error: UpstreamError | None) -> None:
     tries = generation.attempts + 1
     if tries >= MAX_INGEST_TRIES:
@@ -317,23 +338,29 @@ def _retry_ingest(generation: Generation, error: UpstreamError | None) -> None:
     _enqueue("ingest", generation, delay=_backoff(tries, error.retry_at if error else None))
 
 
-def _store_and_finish(generation: Generation, video: Path, *, final: bool) -> bool | None:
-    """Check and store the video, then finish (succeeded, charged and its webhook message
-    written in one transaction). Returns True when finished (succeeded or failed), None
-    when storing failed and may be tried again (unless `final`)."""
+def _store_and_finish(
+    generation: Generation, video: Path, *, final: bool, stored: bool = False
+) -> bool | None:
+    """Check and store the video (unless already `stored`), then finish (succeeded,
+    charged and its webhook message written in one transaction). Returns True when
+    finished (succeeded or failed), None when storing failed and may be tried again
+    (unless `final`)."""
     size = video.stat().st_size
     poster = video.with_suffix(".jpg")
+    video_key, poster_key = storage.video_key(generation), storage.poster_key(generation)
     try:
         if not media.looks_like_mp4(video):
             raise media.BrokenVideo("not an MP4 file")
         seconds = media.make_poster(video, poster)
     except (media.BrokenVideo, OSError) as broken:
         finish_failed(generation, "broken_video", detail=str(broken))
+        if stored:
+            storage.delete(video_key, poster_key)
         return True
-    video_key, poster_key = storage.video_key(generation), storage.poster_key(generation)
     try:
-        storage.save(video_key, video)
-        storage.save(poster_key, poster)
+        if not stored:
+            storage.save(video_key, video)
+            storage.save(poster_key, poster)
     except Exception as error:  # S3, disk: any failure to store
         logger.warning(
             "Storing the video of %s failed: %s",

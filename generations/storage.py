@@ -10,6 +10,7 @@ Rows store keys, never URLs.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,12 @@ def save(key: str, path: Path) -> None:
         stored = default_storage.save(key, File(handle, name=key))
     if stored != key:
         raise OSError(f"storage saved {key} as {stored}")
+
+
+def download(key: str, path: Path) -> None:
+    """Copy the object `key` into the file at `path`, a chunk at a time."""
+    with default_storage.open(key, "rb") as source, open(path, "wb") as target:
+        shutil.copyfileobj(source, target, 1024 * 1024)
 
 
 def exists(key: str) -> bool:

@@ -5,6 +5,11 @@ safe to run twice. A step that must wait (the next poll, a backoff, the rate lim
 is enqueued with a delay: its queue row only becomes visible to workers then. Every
 log line written while a step runs carries the generation's id as a structured field
 (`mochi_site.logs.log_context`), whichever module writes it.
+
+Each task also carries a ticket, recorded on the generation when it is queued: only
+the generation's latest task may run its step, and only once. A second delivery of
+the same task, or a late task whose step the reaper queued again meanwhile, does
+nothing, so a generation never has two chains of polls.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
@@ -45,29 +51,43 @@ class _DelayedBroker(ORM):
 
 
 def enqueue(step: str, generation_id: uuid.UUID | str, *, delay: float = 0.0) -> str:
-    """Queue one pipeline step for a generation, `delay` seconds from now."""
+    """Queue one pipeline step for a generation, `delay` seconds from now; returns the
+    task's ticket."""
     if step not in STEPS:
         raise ValueError(step)
+    ticket = uuid.uuid4().hex
     options = {"broker": _DelayedBroker(delay)} if delay > 0 else {}
-    with log_context(generation_id=generation_id, step=step):  # django-q2 logs "Enqueued"
-        task_id = str(
-            async_task(
-                f"generations.tasks.{step}",
-                str(generation_id),
-                task_name=f"{step}-{generation_id}",
-                group="generations",
-                # The generation row records each step's outcome; a result row per poll
-                # would only add writes (failures are kept by django-q2 regardless).
-                save=False,
-                **options,
-            )
+    # One transaction: a worker that takes the task at once finds its ticket recorded.
+    with transaction.atomic(), log_context(generation_id=generation_id, step=step):
+        Generation.objects.filter(pk=generation_id).update(
+            task_id=ticket,
+            next_check_at=timezone.now()
+            + timedelta(seconds=delay + settings.GENERATION_TASK_GRACE_SECONDS),
         )
-    Generation.objects.filter(pk=generation_id).update(
-        task_id=task_id,
-        next_check_at=timezone.now()
-        + timedelta(seconds=delay + settings.GENERATION_TASK_GRACE_SECONDS),
+        async_task(  # django-q2 logs "Enqueued", with the generation's id in the context
+            f"generations.tasks.{step}",
+            str(generation_id),
+            ticket,
+            task_name=f"{step}-{generation_id}",
+            group="generations",
+            # The generation row records each step's outcome; a result row per poll would
+            # only add writes (failures are kept by django-q2 regardless).
+            save=False,
+            **options,
+        )
+    return ticket
+
+
+def claim_ticket(generation_id: str, ticket: str) -> bool:
+    """Whether this task may run its step: it is the generation's latest queued task and
+    no other delivery of it has started (0 rows: a duplicate, or superseded)."""
+    if not ticket:
+        return True  # queued before tasks carried tickets
+    return bool(
+        Generation.objects.filter(pk=generation_id, task_id=ticket).update(
+            task_id=f"{ticket}:taken"
+        )
     )
-    return task_id
 
 
 def enqueue_webhook(delivery_id: uuid.UUID | str, *, delay: float = 0.0) -> str:
@@ -91,19 +111,22 @@ def deliver_webhook(delivery_id: str) -> None:
     webhooks.attempt(delivery_id)
 
 
-def submit(generation_id: str) -> None:
+def submit(generation_id: str, ticket: str = "") -> None:
     with log_context(generation_id=generation_id, step="submit"):
-        pipeline.submit(generation_id)
+        if claim_ticket(generation_id, ticket):
+            pipeline.submit(generation_id)
 
 
-def poll(generation_id: str) -> None:
+def poll(generation_id: str, ticket: str = "") -> None:
     with log_context(generation_id=generation_id, step="poll"):
-        pipeline.poll(generation_id)
+        if claim_ticket(generation_id, ticket):
+            pipeline.poll(generation_id)
 
 
-def ingest(generation_id: str) -> None:
+def ingest(generation_id: str, ticket: str = "") -> None:
     with log_context(generation_id=generation_id, step="ingest"):
-        pipeline.ingest(generation_id)
+        if claim_ticket(generation_id, ticket):
+            pipeline.ingest(generation_id)
 
 
 def reap() -> dict[str, int]:

@@ -84,6 +84,8 @@ def resolve(host: str, port: int) -> list[str]:
 def check_url(url: str) -> Target:
     """Where `url` leads, if webhooks may go there; raises UnsafeWebhookUrl otherwise."""
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE_IPS
+    if not url.isprintable() or " " in url:
+        raise UnsafeWebhookUrl("This is not a valid URL: it contains spaces or control characters.")
     try:
         parts = urlsplit(url)
         port = parts.port

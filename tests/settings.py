@@ -19,6 +19,14 @@ SEGMIND_BASE_URL = "http://127.0.0.1:9"  # nothing listens: tests that call it s
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, as `make run` uses, rather than SQLite's in-memory database: between
+    # connections (the live server's, a worker thread's) that one locks whole tables and
+    # fails at once where a file database waits its turn (WAL, busy timeout).
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.mkdtemp(prefix="mochi-test-db-")) / "test.sqlite3")
+    }
+
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="mochi-test-media-"))
 STORAGES = {
     "default": {

@@ -78,6 +78,10 @@ def test_unknown_fields_are_named_and_nothing_is_created(owner_api: Api) -> None
         ({"prompt": "x" * 2001}, "prompt"),
         ({"webhook_url": "not a url"}, "webhook_url"),
         ({"webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        ({"webhook_url": "https://exa\x00mple.com/hook"}, "webhook_url"),
+        ({"webhook_url": "https://example.com/a hook"}, "webhook_url"),
+        ({"prompt": "a fox\x00"}, "prompt"),
+        ({"negative_prompt": "blur\x00"}, "negative_prompt"),
     ],
 )
 def test_each_invalid_parameter_is_named(owner_api: Api, override: dict, field: str) -> None:

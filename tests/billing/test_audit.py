@@ -138,3 +138,27 @@ def test_grant_credits_needs_a_reason(funded: Funded) -> None:
     workspace = funded(0)
     with pytest.raises(CommandError, match="reason"):
         call_command("grant_credits", workspace.slug, "10", "--reason", "  ", stdout=StringIO())
+
+
+@pytest.mark.ledger_tampered
+def test_a_finished_generation_that_still_holds_credits_is_reported(funded: Funded) -> None:
+    from generations import services
+    from generations.models import Generation, Phase, Status
+    from generations.params import parse_params
+
+    workspace = funded(100)
+    membership = workspace.memberships.get(role="owner")
+    generation = services.submit_generation(
+        workspace=workspace,
+        params=parse_params({"prompt": "a fox", "frames": 13, "steps": 10}),
+        user=membership.user,
+        membership=membership,
+    )
+    assert _audit()[0] == 0  # running work may hold credits
+    # A bug marks it failed without releasing the hold.
+    Generation.objects.filter(pk=generation.pk).update(phase=Phase.FAILED, status=Status.FAILED)
+    code, body = _audit()
+    assert code == 1
+    assert body["violations"] == [
+        f"generation {generation.pk} is failed but its hold is still pending"
+    ]

@@ -84,6 +84,28 @@ def test_opposite_transfers_between_two_wallets_never_deadlock(funded: Funded) -
     assert run_audit(record=False).ok
 
 
+def test_a_members_monthly_cap_holds_under_concurrent_submits(funded: Funded) -> None:
+    from tests.conftest import make_user
+
+    workspace = funded(10_000)
+    bob = make_user("bob@example.com")
+    results = run_together(
+        [
+            (
+                lambda n=n: wallets.hold(
+                    workspace, 39, key=f"gen-{n}", member_id=bob.pk, monthly_cap=100
+                )
+            )
+            for n in range(20)
+        ]
+    )
+    outcomes = Counter(type(r).__name__ for r in results)
+    assert outcomes == {"Transfer": 2, "MonthlyCapExceeded": 18}  # 2 × 39 ≤ 100 < 3 × 39
+    wallet, _ = wallets.workspace_accounts(workspace)
+    assert wallets.member_spend_this_month(wallet.pk, bob.pk) == 78
+    assert run_audit(record=False).ok
+
+
 def test_the_same_grant_sent_concurrently_is_written_once(funded: Funded) -> None:
     workspace = funded(0)
     results = run_together(
@@ -92,3 +114,44 @@ def test_the_same_grant_sent_concurrently_is_written_once(funded: Funded) -> Non
     assert len({r.pk for r in results}) == 1
     assert wallets.balance(workspace).available == 500
     assert run_audit(record=False).ok
+
+
+@pytest.mark.django_db
+def test_a_system_account_created_meanwhile_is_not_taken_for_a_refusal(
+    funded: Funded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write's UPDATE of a system shard can miss a row that another transaction
+    created a moment before the next statement sees it; the function then reports the
+    account as short. A shard has no balance rule: the write runs again."""
+    from django.db import connection
+
+    from billing import ledger
+    from billing.models import AccountKind
+
+    workspace = funded(0)
+    wallet, _ = wallets.workspace_accounts(workspace)
+    shard = wallets.system_account(AccountKind.GRANTS, near=wallet)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY SEQUENCE refusals")
+        cursor.execute("CREATE TEMPORARY TABLE refused AS SELECT %s::bigint AS id", [shard.pk])
+        # The function's report of that race, once (a sequence is not rolled back).
+        cursor.execute(
+            """CREATE FUNCTION pg_temp.refused_once() RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('refusals') = 1 THEN
+                    RAISE EXCEPTION USING ERRCODE = 'ML001', MESSAGE = (
+                        SELECT to_jsonb(a)::text FROM billing_account a
+                        WHERE a.id = (SELECT id FROM refused)
+                    );
+                END IF;
+                RETURN false;
+            END $$"""
+        )
+    racy = ledger._APPLY_SQL.replace(
+        "SELECT billing_apply_transfers(",
+        "SELECT CASE WHEN pg_temp.refused_once() THEN NULL ELSE billing_apply_transfers(",
+    )
+    monkeypatch.setattr(ledger, "_APPLY_SQL", racy + " END")
+    granted = wallets.grant(workspace, 500, key="purchase:pi_race")
+    assert granted.amount == 500
+    assert wallets.balance(workspace).available == 500

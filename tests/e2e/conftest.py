@@ -132,8 +132,7 @@ def pipeline(site_url: str, settings: Any) -> Iterator[FakeSegmind]:
 
 @pytest.fixture
 def snap(artifacts: Path) -> Callable[[Any, str], None]:
-    """Save a screenshot as a test artifact; with MOCHI_SCREENSHOTS=<folder> also there
-    (`make screenshots` refreshes docs/screenshots this way)."""
+    """Save a screenshot as a test artifact; with MOCHI_SCREENSHOTS=<folder> also there."""
     extra = os.environ.get("MOCHI_SCREENSHOTS")
 
     def take(page: Any, name: str) -> None:

@@ -87,3 +87,10 @@ def test_every_bad_field_is_named_at_once() -> None:
     with pytest.raises(InvalidParams) as error:
         parse_params({"prompt": "", "frames": 999, "steps": 1})
     assert set(error.value.fields) == {"prompt", "frames", "steps"}
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_nul_character_is_refused_by_name(field: str) -> None:
+    with pytest.raises(InvalidParams) as refused:
+        parse_params({"prompt": "a fox", field: "a fox \x00 in the snow"})
+    assert set(refused.value.fields) == {field}

@@ -96,3 +96,66 @@ def test_an_expired_upstream_record_fails_the_poll(fake: FakeSegmind, studio: Wo
     generation = finish(submit(studio))
     assert (generation.status, generation.error_code) == (Status.FAILED, "upstream_expired")
     assert wallets.balance(studio).available == 1000
+
+
+class _WorkerDied(BaseException):
+    """Stands for a SIGKILL: nothing after it runs, the open transaction rolls back."""
+
+
+def _v1_worker_dies_before_the_charge(
+    generation: Generation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generations import pipeline
+
+    def die(generation: Generation) -> None:
+        raise _WorkerDied
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_charge", die)
+        with pytest.raises(_WorkerDied):
+            run_tasks()
+    generation.refresh_from_db()
+    assert generation.phase == Phase.DOWNLOADING  # stored, never marked succeeded
+    # Its lease runs out; the reaper queues the step again.
+    _age(
+        generation,
+        ingest_started_at=timezone.now() - timedelta(hours=1),
+        next_check_at=timezone.now() - timedelta(seconds=1),
+    )
+
+
+def test_a_v1_video_stored_before_its_worker_died_is_delivered_and_charged_once(
+    fake: FakeSegmind, studio: Workspace, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing.models import Transfer
+    from generations import storage
+
+    settings.SEGMIND_API_MODE = "v1"
+    generation = submit(studio)
+    _v1_worker_dies_before_the_charge(generation, monkeypatch)
+    assert tasks.reap()["requeued"] == 1
+    generation = finish(generation)
+    assert generation.status == Status.SUCCEEDED
+    assert storage.exists(generation.video_key)
+    assert generation.video_seconds
+    (capture,) = Transfer.objects.filter(pending_id=generation.hold_id)
+    assert (capture.phase, capture.amount) == ("post", generation.cost)
+    assert len(fake.calls("v1")) == 1
+    assert fake.calls("result") == []  # a v1 video is not fetched from the v2 endpoints
+
+
+def test_a_v1_video_half_stored_when_its_worker_died_fails_and_is_released(
+    fake: FakeSegmind, studio: Workspace, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generations import storage
+
+    settings.SEGMIND_API_MODE = "v1"
+    generation = submit(studio)
+    _v1_worker_dies_before_the_charge(generation, monkeypatch)
+    storage.delete(storage.poster_key(generation))  # it died before the poster was stored
+    tasks.reap()
+    generation = finish(generation)
+    assert (generation.status, generation.error_code) == (Status.FAILED, "storage_error")
+    assert wallets.balance(studio) == wallets.Balance(available=1000, held=0, owed=0)
+    assert not storage.exists(storage.video_key(generation))  # nothing left behind
+    assert fake.calls("result") == []
