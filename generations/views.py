@@ -25,7 +25,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_date
 from django.views.decorators.cache import never_cache
@@ -50,10 +50,15 @@ def _user(request: HttpRequest) -> User:
 
 
 def _generation(workspace: Workspace, generation_id: uuid.UUID) -> Generation:
-    """A generation of this workspace (another workspace's id is a 404)."""
-    return get_object_or_404(
-        Generation.objects.for_workspace(workspace).select_related("created_by"), pk=generation_id
-    )
+    """A generation of this workspace (another workspace's id, or a deleted one, is a 404).
+
+    Found by its id alone and then checked, so that the lookup is always the primary key's:
+    given the workspace too, a planner without fresh statistics may walk the workspace's
+    whole history to find one row."""
+    generation = Generation.objects.select_related("created_by").filter(pk=generation_id).first()
+    if generation is None or generation.workspace_id != workspace.pk or generation.deleted_at:
+        raise Http404("No such generation.")
+    return generation
 
 
 # --- Create --------------------------------------------------------------------------
