@@ -217,15 +217,24 @@ def submit(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _with_media(generations: list[Generation], *, posters_only: bool = False) -> list[Generation]:
     """Attach short-lived links (computed after the access check, never stored)."""
+    posters = iter(storage.signed_urls([g.poster_key for g in generations if g.poster_key]))
     for generation in generations:
-        generation.poster_url = (  # type: ignore[attr-defined]
-            storage.signed_url(generation.poster_key) if generation.poster_key else ""
-        )
+        generation.poster_url = next(posters) if generation.poster_key else ""  # type: ignore[attr-defined]
         if not posters_only:
             generation.video_url = (  # type: ignore[attr-defined]
                 storage.signed_url(generation.video_key) if generation.video_key else ""
             )
     return generations
+
+
+def _as_cards(workspace: Workspace, generations: list[Generation]) -> list[Generation]:
+    """Gallery cards: each with its poster link and the link to its page. The page's
+    pattern is reversed once for all the cards: they differ only by the id at its end."""
+    probe = str(uuid.UUID(int=0))
+    head, _, tail = reverse("generation_detail", args=[workspace.slug, probe]).rpartition(probe)
+    for generation in generations:
+        generation.detail_url = f"{head}{generation.pk}{tail}"  # type: ignore[attr-defined]
+    return _with_media(generations, posters_only=True)
 
 
 def _detail_context(
@@ -425,7 +434,7 @@ def gallery(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "workspace": workspace,
             "membership": membership,
-            "generations": _with_media(rows, posters_only=True),
+            "generations": _as_cards(workspace, rows),
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": Status.choices,
@@ -451,7 +460,7 @@ def card(request: HttpRequest, slug: str, generation_id: uuid.UUID) -> HttpRespo
         {
             "workspace": workspace,
             "membership": membership,
-            "generation": _with_media([generation], posters_only=True)[0],
+            "generation": _as_cards(workspace, [generation])[0],
         },
     )
 

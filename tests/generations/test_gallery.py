@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -198,6 +199,26 @@ def test_running_cards_poll_and_finished_cards_do_not(client: Client, studio: Te
     assert "#1 in line" in page
     assert waiting.phase == Phase.QUEUED
     assert done.status == Status.SUCCEEDED
+
+
+def test_each_card_links_its_page_and_a_poster_that_loads(client: Client, studio: Team) -> None:
+    done = [finished(studio.workspace, studio.bob, prompt=f"a fox, take {n}") for n in range(2)]
+    waiting = _queued(studio.workspace, studio.bob, 1)[0]
+    client.force_login(studio.carol)
+    page = _page(client, studio)
+
+    for generation in [*done, waiting]:
+        detail = reverse("generation_detail", args=[studio.workspace.slug, generation.pk])
+        assert f'<a class="gen-card-media" href="{detail}">' in page
+    posters = re.findall(r'<img src="([^"]+)" alt="" width="424"', page)
+    assert len(posters) == len(done)
+    assert len(set(posters)) == len(done)
+    for link in posters:
+        poster = client.get(link)
+        assert poster.status_code == 200
+        assert poster["Content-Type"] == "image/jpeg"
+    client.logout()
+    assert client.get(posters[0]).status_code == 200  # the link is the access, for 15 min
 
 
 def _plan(client: Client, team: Team, **query: str) -> str:
