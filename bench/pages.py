@@ -131,9 +131,9 @@ def main() -> None:
     try:
         for _ in range(100):
             try:
-                if client.get(base + "/healthz", timeout=2).status_code == 200:
+                if client.get(base + "/healthz", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow to start answering
                 time.sleep(0.2)
         pages = {
             "pricing page (no data)": "/pricing/",
