@@ -25,7 +25,15 @@ import time
 import uuid
 from typing import Any
 
-from bench.common import ROOT, median, percentile, report, setup_django
+from bench.common import (
+    ROOT,
+    free_port,
+    median,
+    percentile,
+    production_server,
+    report,
+    setup_django,
+)
 
 PRODUCTION = {
     "DJANGO_DEBUG": "False",
@@ -40,17 +48,8 @@ PRODUCTION = {
 }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _seed(count: int) -> tuple[str, str, list[str]]:
     """A workspace with `count` generations and its key; 32 small workspaces for creates."""
-    from django.db import connection
 
     from accounts.models import Scope, User, Workspace
     from accounts.services import create_api_key
@@ -66,8 +65,6 @@ def _seed(count: int) -> tuple[str, str, list[str]]:
     if workspace is None:
         workspace = Workspace.objects.create_team(name="API bench", owner=owner)
     seed_generations(workspace, owner, count)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE generations_generation")  # fresh statistics after seeding
     one = Generation.objects.filter(workspace=workspace).order_by("-created_at").first()
     assert one is not None
     membership = workspace.memberships.get(user=owner)
@@ -144,9 +141,9 @@ def main() -> None:
     setup_django()
     key, generation_id, create_keys = _seed(args.generations)
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
-        [*production_server(port, args.workers)],
+        production_server(port, workers=args.workers),
         cwd=ROOT,
         env={**os.environ, **PRODUCTION},
         start_new_session=True,
@@ -204,22 +201,6 @@ def main() -> None:
         if errors:
             rows.append({"what": f"{label}, error answers", "value": errors, "unit": ""})
     report("api", rows)
-
-
-def production_server(port: int, workers: int) -> list[str]:
-    """The production web server's command (the Dockerfile's, with gunicorn.conf.py)."""
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "mochi_site.asgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
 
 
 def _wait_until_up(port: int) -> None:

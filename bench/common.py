@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +116,72 @@ def report(name: str, rows: list[dict[str, Any]]) -> None:
             verdict = f"  goal {sign} {goal}: {'met' if met else 'NOT met'}"
         ratio = f"  ratio {row['ratio']:.2f}" if row.get("ratio") is not None else ""
         print(f"{row['what']:<58} {row['value']:>12,.1f} {row['unit']:<8}{ratio}{verdict}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def production_server(port: int, *, workers: int) -> list[str]:
+    """The production web server's command (the Dockerfile's, with gunicorn.conf.py)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "mochi_site.asgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+
+
+def seed_generations(workspace: object, user: object, count: int) -> None:
+    """Finished generations, newest first, in batches (keys name objects that need not exist:
+    the pages sign links to them without reading them)."""
+    from django.utils import timezone
+
+    from generations.models import Generation, Phase, Status
+
+    existing = Generation.objects.filter(workspace=workspace).count()
+    now = timezone.now()
+    batch: list[Generation] = []
+    for n in range(existing, count):
+        generation_id = uuid.uuid4()
+        key = f"workspaces/{workspace.pk}/generations/{generation_id}"  # type: ignore[attr-defined]
+        batch.append(
+            Generation(
+                id=generation_id,
+                workspace=workspace,
+                created_by=user,
+                prompt=f"A bench clip number {n}: waves on a rocky shore at dusk",
+                guidance_scale=4.5,
+                fps=16,
+                frames=52,
+                steps=30,
+                seed=n,
+                cost=39,
+                hold_id=uuid.uuid4(),
+                phase=Phase.SUCCEEDED,
+                status=Status.SUCCEEDED,
+                video_key=key + ".mp4",
+                poster_key=key + ".jpg",
+                video_bytes=900_000,
+                created_at=now - timedelta(seconds=n),
+                finished_at=now - timedelta(seconds=n - 1),
+            )
+        )
+        if len(batch) == 5000:
+            Generation.objects.bulk_create(batch)
+            batch = []
+            print(f"  seeded {n + 1:,} generations", file=sys.stderr)
+    if batch:
+        Generation.objects.bulk_create(batch)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE generations_generation")  # fresh statistics, as in production

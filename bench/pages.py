@@ -1,5 +1,5 @@
-"""Page render times with 100,000 generations in the workspace, under gunicorn with
-production settings and PostgreSQL: the gallery and a generation's page, each as a ratio
+"""Page render times with 100,000 generations in the workspace, under the production
+server and settings and PostgreSQL: the gallery and a generation's page, each as a ratio
 to a page without data (the pricing page) served by the same server in the same run.
 
     python -m bench.pages [--generations 100000] [--requests 60]
@@ -10,63 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
-from datetime import timedelta
 
-from bench.common import ROOT, median, report, setup_django
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _seed(workspace: object, user: object, count: int) -> None:
-    """Finished generations, newest first, in batches (keys name objects that need not exist:
-    the pages sign links to them without reading them)."""
-    from django.utils import timezone
-
-    from generations.models import Generation, Phase, Status
-
-    existing = Generation.objects.filter(workspace=workspace).count()
-    now = timezone.now()
-    batch: list[Generation] = []
-    for n in range(existing, count):
-        generation_id = uuid.uuid4()
-        key = f"workspaces/{workspace.pk}/generations/{generation_id}"  # type: ignore[attr-defined]
-        batch.append(
-            Generation(
-                id=generation_id,
-                workspace=workspace,
-                created_by=user,
-                prompt=f"A bench clip number {n}: waves on a rocky shore at dusk",
-                guidance_scale=4.5,
-                fps=16,
-                frames=52,
-                steps=30,
-                seed=n,
-                cost=39,
-                hold_id=uuid.uuid4(),
-                phase=Phase.SUCCEEDED,
-                status=Status.SUCCEEDED,
-                video_key=key + ".mp4",
-                poster_key=key + ".jpg",
-                video_bytes=900_000,
-                created_at=now - timedelta(seconds=n),
-                finished_at=now - timedelta(seconds=n - 1),
-            )
-        )
-        if len(batch) == 5000:
-            Generation.objects.bulk_create(batch)
-            batch = []
-            print(f"  seeded {n + 1:,} generations", file=sys.stderr)
-    if batch:
-        Generation.objects.bulk_create(batch)
+from bench.common import (
+    ROOT,
+    free_port,
+    median,
+    production_server,
+    report,
+    seed_generations,
+    setup_django,
+)
 
 
 def main() -> None:
@@ -96,7 +51,7 @@ def main() -> None:
     workspace = Workspace.objects.filter(created_by=owner, kind="team").first()
     if workspace is None:
         workspace = Workspace.objects.create_team(name="Pages bench", owner=owner)
-    _seed(workspace, owner, args.generations)
+    seed_generations(workspace, owner, args.generations)
     one = Generation.objects.filter(workspace=workspace).order_by("-created_at").first()
     assert one is not None
     call_command("collectstatic", "--noinput", verbosity=0)
@@ -107,20 +62,9 @@ def main() -> None:
     session["_auth_user_hash"] = owner.get_session_auth_hash()
     session.create()
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "mochi_site.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
+        production_server(port, workers=2),
         cwd=ROOT,
         env={**os.environ, **production},
         start_new_session=True,
@@ -131,9 +75,9 @@ def main() -> None:
     try:
         for _ in range(100):
             try:
-                if client.get(base + "/healthz", timeout=2).status_code == 200:
+                if client.get(base + "/healthz", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow to start answering
                 time.sleep(0.2)
         pages = {
             "pricing page (no data)": "/pricing/",

@@ -200,13 +200,31 @@ class Generation(models.Model):
             models.UniqueConstraint(fields=["hold_id"], name="generations_generation_one_hold"),
         ]
         indexes = [
-            # The gallery and the API list: a workspace's generations, newest first.
+            # The gallery's keyset pages: a workspace's generations, newest first, the id
+            # breaking ties as the page cursor does (ORDER BY created_at DESC, id DESC
+            # LIMIT n reads n entries, in either direction, instead of sorting them all).
             models.Index(
-                fields=["workspace", "-created_at"],
+                fields=["workspace", "-created_at", "-id"],
                 condition=Q(deleted_at__isnull=True),
-                name="gen_workspace_recent",
+                name="gen_workspace_newest",
             ),
-            # The dispatcher: a workspace's waiting and running work, oldest first.
+            # The gallery filtered by status ("failed", say): the same pages, read from
+            # that status's entries only.
+            models.Index(
+                fields=["workspace", "status", "-created_at", "-id"],
+                condition=Q(deleted_at__isnull=True),
+                name="gen_workspace_status_newest",
+            ),
+            # The gallery's favourites: few rows, so a small index of them only.
+            models.Index(
+                fields=["workspace", "-created_at", "-id"],
+                condition=Q(deleted_at__isnull=True, is_favorite=True),
+                name="gen_workspace_favorites",
+            ),
+            # The gallery's prompt search is a trigram index that only PostgreSQL has: it is
+            # made by migration 0005, outside the models' state (see there).
+            # The dispatcher: a workspace's waiting and running work, oldest first (also
+            # each queued generation's place in line).
             models.Index(
                 fields=["workspace", "phase", "created_at"],
                 condition=Q(
@@ -233,11 +251,16 @@ class Generation(models.Model):
                 condition=Q(finished_at__isnull=False),
                 name="gen_finished_totals",
             ),
-            # ETA: recent upstream durations.
+            # ETA: the latest successes whose time at the upstream is known (only those
+            # are in it, so the 20 newest are the index's first 20 entries).
             models.Index(
                 fields=["upstream_mode", "-finished_at"],
-                condition=Q(phase="succeeded"),
-                name="gen_recent_successes",
+                condition=Q(
+                    phase="succeeded",
+                    submit_started_at__isnull=False,
+                    upstream_done_at__isnull=False,
+                ),
+                name="gen_timed_successes",
             ),
         ]
 

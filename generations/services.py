@@ -7,16 +7,13 @@ import logging
 import secrets
 import statistics
 import uuid
-from bisect import bisect_left
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, User, Workspace
@@ -300,17 +297,25 @@ def typical_upstream_seconds(mode: str) -> float:
 
 
 def queue_positions(generations: Iterable[Generation]) -> dict[uuid.UUID, int]:
-    """Each queued generation's place in its workspace's line (1 = next to start)."""
+    """Each queued generation's place in its workspace's line (1 = next to start): the
+    waiting work created before it, counted in one query that reads only the line's index
+    entries ahead of the newest of them (not the whole line, nor any row)."""
     queued = [g for g in generations if g.phase == Phase.QUEUED]
     if not queued:
         return {}
-    lines: dict[int, list[datetime]] = defaultdict(list)
-    waiting = Generation.objects.filter(
-        workspace_id__in={g.workspace_id for g in queued}, phase=Phase.QUEUED
-    ).order_by("created_at")
-    for workspace_id, created_at in waiting.values_list("workspace_id", "created_at"):
-        lines[workspace_id].append(created_at)
-    return {g.pk: bisect_left(lines[g.workspace_id], g.created_at) + 1 for g in queued}
+    ahead = Generation.objects.filter(
+        workspace_id__in={g.workspace_id for g in queued},
+        phase=Phase.QUEUED,
+        created_at__lt=max(g.created_at for g in queued),
+    ).aggregate(
+        **{
+            f"ahead_{n}": Count(
+                "created_at", filter=Q(workspace_id=g.workspace_id, created_at__lt=g.created_at)
+            )
+            for n, g in enumerate(queued)
+        }
+    )
+    return {g.pk: ahead[f"ahead_{n}"] + 1 for n, g in enumerate(queued)}
 
 
 def progress(generation: Generation, position: int | None = None) -> Progress:

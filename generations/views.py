@@ -50,10 +50,15 @@ def _user(request: HttpRequest) -> User:
 
 
 def _generation(workspace: Workspace, generation_id: uuid.UUID) -> Generation:
-    """A generation of this workspace (another workspace's id is a 404)."""
-    return get_object_or_404(
-        Generation.objects.for_workspace(workspace).select_related("created_by"), pk=generation_id
-    )
+    """A generation of this workspace (another workspace's id, or a deleted one, is a 404).
+
+    Found by its id alone and then checked, so that the lookup is always the primary key's:
+    given the workspace too, a planner without fresh statistics may walk the workspace's
+    whole history to find one row."""
+    generation = Generation.objects.select_related("created_by").filter(pk=generation_id).first()
+    if generation is None or generation.workspace_id != workspace.pk or generation.deleted_at:
+        raise Http404("No such generation.")
+    return generation
 
 
 # --- Create --------------------------------------------------------------------------
@@ -118,11 +123,7 @@ def _render_create(
     status: int = 200,
 ) -> HttpResponse:
     frames, steps, fps = _numbers(values)
-    recent = list(
-        Generation.objects.for_workspace(workspace)
-        .select_related("created_by")
-        .order_by("-created_at")[:6]
-    )
+    recent = list(Generation.objects.for_workspace(workspace).order_by("-created_at", "-pk")[:6])
     return render(
         request,
         "generations/create.html",
@@ -216,15 +217,24 @@ def submit(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _with_media(generations: list[Generation], *, posters_only: bool = False) -> list[Generation]:
     """Attach short-lived links (computed after the access check, never stored)."""
+    posters = iter(storage.signed_urls([g.poster_key for g in generations if g.poster_key]))
     for generation in generations:
-        generation.poster_url = (  # type: ignore[attr-defined]
-            storage.signed_url(generation.poster_key) if generation.poster_key else ""
-        )
+        generation.poster_url = next(posters) if generation.poster_key else ""  # type: ignore[attr-defined]
         if not posters_only:
             generation.video_url = (  # type: ignore[attr-defined]
                 storage.signed_url(generation.video_key) if generation.video_key else ""
             )
     return generations
+
+
+def _as_cards(workspace: Workspace, generations: list[Generation]) -> list[Generation]:
+    """Gallery cards: each with its poster link and the link to its page. The page's
+    pattern is reversed once for all the cards: they differ only by the id at its end."""
+    probe = str(uuid.UUID(int=0))
+    head, _, tail = reverse("generation_detail", args=[workspace.slug, probe]).rpartition(probe)
+    for generation in generations:
+        generation.detail_url = f"{head}{generation.pk}{tail}"  # type: ignore[attr-defined]
+    return _with_media(generations, posters_only=True)
 
 
 def _detail_context(
@@ -405,25 +415,25 @@ def gallery(request: HttpRequest, slug: str) -> HttpResponse:
     if filters["q"]:
         query = query.filter(prompt__icontains=filters["q"])
 
-    # Keyset pagination: a page costs the same whatever its depth in 100,000 videos.
+    # Keyset pagination: a page costs the same whatever its depth in 100,000 videos. The
+    # plain bound on created_at is implied by the other condition; it is there because an
+    # index can start reading at it, where an OR would be checked on every newer row.
     before, after = _cursor(request.GET.get("before", "")), _cursor(request.GET.get("after", ""))
     if after:
         rows = list(
-            query.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
-            .order_by("created_at", "pk")
-            .select_related("created_by")[: PAGE_SIZE + 1]
+            query.filter(created_at__gte=after[0])
+            .filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
+            .order_by("created_at", "pk")[: PAGE_SIZE + 1]
         )
         has_newer = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE][::-1]
         has_older = True
     else:
         if before:
-            query = query.filter(
+            query = query.filter(created_at__lte=before[0]).filter(
                 Q(created_at__lt=before[0]) | Q(created_at=before[0], pk__lt=before[1])
             )
-        rows = list(
-            query.order_by("-created_at", "-pk").select_related("created_by")[: PAGE_SIZE + 1]
-        )
+        rows = list(query.order_by("-created_at", "-pk")[: PAGE_SIZE + 1])
         has_older = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
         has_newer = before is not None
@@ -444,7 +454,7 @@ def gallery(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "workspace": workspace,
             "membership": membership,
-            "generations": _with_media(rows, posters_only=True),
+            "generations": _as_cards(workspace, rows),
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": Status.choices,
@@ -470,7 +480,7 @@ def card(request: HttpRequest, slug: str, generation_id: uuid.UUID) -> HttpRespo
         {
             "workspace": workspace,
             "membership": membership,
-            "generation": _with_media([generation], posters_only=True)[0],
+            "generation": _as_cards(workspace, [generation])[0],
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -44,6 +45,39 @@ def _queued(workspace: Workspace, user: Any, count: int, **fields: Any) -> list[
         for n in range(count)
     ]
     return Generation.objects.bulk_create(rows)
+
+
+def _history(workspace: Workspace, user: Any, count: int) -> list[Generation]:
+    """Finished videos, newest first: every 50th failed, every 40th a favourite, one prompt
+    in all about a heron (keys name objects that need not exist: pages only sign them)."""
+    now = timezone.now()
+    rows = []
+    for n in range(count):
+        generation_id = uuid.uuid4()
+        failed = n % 50 == 7
+        key = "" if failed else f"workspaces/{workspace.pk}/generations/{generation_id}"
+        rows.append(
+            Generation(
+                id=generation_id,
+                workspace=workspace,
+                created_by=user,
+                prompt="a grey heron at dawn" if n == count // 2 else f"waves on a shore, take {n}",
+                guidance_scale=4.5,
+                fps=16,
+                frames=52,
+                steps=30,
+                seed=n,
+                cost=39,
+                hold_id=uuid.uuid4(),
+                phase=Phase.FAILED if failed else Phase.SUCCEEDED,
+                status=Status.FAILED if failed else Status.SUCCEEDED,
+                video_key=key and key + ".mp4",
+                poster_key=key and key + ".jpg",
+                is_favorite=n % 40 == 3,
+                created_at=now - timedelta(seconds=n),
+            )
+        )
+    return Generation.objects.bulk_create(rows, batch_size=5000)
 
 
 @pytest.fixture
@@ -97,6 +131,27 @@ def test_pages_walk_older_and_newer_without_gaps(client: Client, studio: Team) -
     assert "after=" in second  # a way back to newer videos
 
 
+def test_pages_split_videos_made_in_the_same_instant_without_gaps(
+    client: Client, studio: Team
+) -> None:
+    rows = _queued(studio.workspace, studio.bob, 30)
+    Generation.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=rows[0].created_at)
+    client.force_login(studio.bob)
+    url = reverse("generation_list", args=[studio.workspace.slug])
+
+    def ids(page: str) -> set[str]:
+        return {str(r.pk) for r in rows if f'id="card-{r.pk}"' in page}
+
+    first = client.get(url).content.decode()
+    older = first.split("before=")[1].split('"')[0].replace("&amp;", "&")
+    second = client.get(f"{url}?before={older}").content.decode()
+    assert len(ids(first)) == views.PAGE_SIZE
+    assert len(ids(second)) == 30 - views.PAGE_SIZE
+    assert ids(first) | ids(second) == {str(r.pk) for r in rows}
+    newer = second.split("after=")[1].split('"')[0].replace("&amp;", "&")
+    assert ids(client.get(f"{url}?after={newer}").content.decode()) == ids(first)
+
+
 @pytest.mark.parametrize("count", [10, 500])
 def test_a_page_costs_the_same_number_of_queries_whatever_the_size(
     client: Client, studio: Team, count: int
@@ -144,3 +199,81 @@ def test_running_cards_poll_and_finished_cards_do_not(client: Client, studio: Te
     assert "#1 in line" in page
     assert waiting.phase == Phase.QUEUED
     assert done.status == Status.SUCCEEDED
+
+
+def test_each_card_links_its_page_and_a_poster_that_loads(client: Client, studio: Team) -> None:
+    done = [finished(studio.workspace, studio.bob, prompt=f"a fox, take {n}") for n in range(2)]
+    waiting = _queued(studio.workspace, studio.bob, 1)[0]
+    client.force_login(studio.carol)
+    page = _page(client, studio)
+
+    for generation in [*done, waiting]:
+        detail = reverse("generation_detail", args=[studio.workspace.slug, generation.pk])
+        assert f'<a class="gen-card-media" href="{detail}">' in page
+    posters = re.findall(r'<img src="([^"]+)" alt="" width="424"', page)
+    assert len(posters) == len(done)
+    assert len(set(posters)) == len(done)
+    for link in posters:
+        poster = client.get(link)
+        assert poster.status_code == 200
+        assert poster["Content-Type"] == "image/jpeg"
+    client.logout()
+    assert client.get(posters[0]).status_code == 200  # the link is the access, for 15 min
+
+
+def _plan(client: Client, team: Team, **query: str) -> str:
+    """How PostgreSQL runs the query that reads the page's generations."""
+    with CaptureQueriesContext(connection) as queries:
+        _page(client, team, **query)
+    (sql,) = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith('SELECT "generations_generation"."id"') and "LIMIT" in q["sql"]
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.postgres
+@pytest.mark.ledger_tampered  # finished rows made directly, without their ledger holds
+def test_pages_are_read_in_index_order_and_the_search_from_its_trigram_index(
+    client: Client, studio: Team
+) -> None:
+    """With what autovacuum keeps (statistics, a flushed trigram index), each page reads
+    only its own rows: the newest first straight from an index (no sort of the whole
+    history), filters from theirs, and a rare word from the prompts' trigram index."""
+    rows = _history(studio.workspace, studio.bob, 4000)
+    with connection.cursor() as cursor:  # what autovacuum does after such an insert
+        cursor.execute("SELECT gin_clean_pending_list('gen_prompt_trigram')")
+        cursor.execute("ANALYZE generations_generation")
+    client.force_login(studio.bob)
+    deep = views._cursor_of(rows[2000])
+
+    newest = _plan(client, studio)
+    assert "gen_workspace_newest" in newest
+    assert "Sort" not in newest
+    # A page deep in the history starts reading at its cursor, not at the newest row.
+    older = _plan(client, studio, before=deep)
+    assert "Index Scan using gen_workspace_newest" in older
+    assert "Sort" not in older
+    assert "AND (created_at <= " in older.split("Index Cond:")[1].split("\n")[0]
+    newer = _plan(client, studio, after=deep)
+    assert "Index Scan Backward using gen_workspace_newest" in newer
+    assert "Sort" not in newer
+    assert "AND (created_at >= " in newer.split("Index Cond:")[1].split("\n")[0]
+    failed = _plan(client, studio, status="failed")
+    assert "gen_workspace_status_newest" in failed
+    assert "Sort" not in failed
+    favorites = _plan(client, studio, favorites="1")
+    assert "gen_workspace_favorites" in favorites
+    assert "Sort" not in favorites
+    assert "gen_prompt_trigram" in _plan(client, studio, q="heron")
+    # A word in every prompt: the newest matches are the first rows of the history.
+    common = _plan(client, studio, q="shore")
+    assert "gen_workspace_newest" in common
+    assert "gen_prompt_trigram" not in common
+
+    page = _page(client, studio, q="HERON")
+    assert "a grey heron at dawn" in page
+    assert "waves on a shore" not in page

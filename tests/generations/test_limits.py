@@ -6,15 +6,20 @@ import json
 import subprocess
 import sys
 import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import Workspace
 from billing import wallets
 from generations import services
 from generations.fake_segmind import FakeSegmind
-from generations.models import RUNNING_PHASES, Generation, Phase, Status
+from generations.models import RUNNING_PHASES, STATUS_OF_PHASE, Generation, Phase, Status
 from tests.conftest import make_user
 from tests.generations.helpers import submit
 from tests.support.processes import ROOT, database_url, environment
@@ -65,6 +70,44 @@ def test_one_workspaces_queue_does_not_hold_up_another(
     other = Workspace.objects.create_team(name="Other", owner=make_user("olga@example.com"))
     wallets.grant(other, 100, key="funding")
     assert submit(other).phase == Phase.SUBMITTING
+
+
+@pytest.mark.django_db
+def test_a_place_in_line_counts_only_its_own_workspaces_earlier_waiting_work(
+    studio: Workspace,
+) -> None:
+    other = Workspace.objects.create_team(name="Other", owner=make_user("olga@example.com"))
+    start = timezone.now() - timedelta(minutes=1)
+
+    def row(workspace: Workspace, second: int, phase: Phase = Phase.QUEUED) -> Generation:
+        return Generation(
+            id=uuid.uuid4(),
+            workspace=workspace,
+            prompt="waiting",
+            guidance_scale=4.5,
+            fps=16,
+            frames=52,
+            steps=30,
+            seed=second,
+            cost=39,
+            hold_id=uuid.uuid4(),
+            phase=phase,
+            status=STATUS_OF_PHASE[phase],
+            created_at=start + timedelta(seconds=second),
+        )
+
+    # Interleaved in time: studio's line at seconds 0, 2, 4, 6, 8; the other's at 1, 3, 5;
+    # a running one (second 7) is no longer in line.
+    mine = Generation.objects.bulk_create([row(studio, s) for s in (0, 2, 4, 6, 8)])
+    theirs = Generation.objects.bulk_create([row(other, s) for s in (1, 3, 5)])
+    running = Generation.objects.bulk_create([row(studio, 7, Phase.PROCESSING)])
+
+    with CaptureQueriesContext(connection) as queries:
+        positions = services.queue_positions([mine[4], theirs[2], mine[1], *running])
+    assert positions == {mine[4].pk: 5, theirs[2].pk: 3, mine[1].pk: 2}
+    assert len(queries) == 1
+    assert services.queue_positions([mine[0]]) == {mine[0].pk: 1}
+    assert services.queue_positions(running) == {}
 
 
 @pytest.mark.postgres
