@@ -394,7 +394,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"
 
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
-AWS_S3_ENDPOINT_URL = env_url("AWS_S3_ENDPOINT_URL")
+# None, not "", when unset: django-storages reads this setting and boto3 refuses "".
+AWS_S3_ENDPOINT_URL = env_url("AWS_S3_ENDPOINT_URL") or None
 AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME", "us-east-1")
 # Presigned URLs for videos and posters live at most this long.
 SIGNED_URL_SECONDS = env_int("SIGNED_URL_SECONDS", 900, minimum=30, maximum=900)

@@ -95,3 +95,30 @@ def test_a_previous_secret_key_still_verifies_what_it_signed_while_it_is_a_fallb
     assert manage("check", "--deploy", "--fail-level", "WARNING", env=rotated).returncode == 0
     forgotten = python(check, env={**PRODUCTION, "DJANGO_SECRET_KEY": new})
     assert "BadSignature" in forgotten.stderr
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [("", "https://s3.eu-west-1.amazonaws.com"), ("http://minio:9000", "http://minio:9000")],
+)
+def test_s3_storage_reaches_aws_or_the_compatible_store_it_names(
+    endpoint: str, expected: str
+) -> None:
+    env = {
+        **PRODUCTION,
+        "AWS_STORAGE_BUCKET_NAME": "mochi-videos",
+        "AWS_S3_REGION_NAME": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "example",
+        "AWS_S3_ENDPOINT_URL": endpoint,
+    }
+    code = (
+        "from django.core.files.storage import default_storage\n"
+        "print(default_storage.connection.meta.client.meta.endpoint_url)\n"
+        "print(default_storage.url('v.mp4', expire=60).split('?')[0])\n"
+    )
+    result = python(code, env=env)
+    assert result.returncode == 0, result.stderr
+    client_endpoint, url = result.stdout.split()
+    assert client_endpoint == expected
+    assert url.endswith("/v.mp4")
