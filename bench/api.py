@@ -50,10 +50,8 @@ PRODUCTION = {
 
 def _seed(count: int) -> tuple[str, str, list[str]]:
     """A workspace with `count` generations and its key; 32 small workspaces for creates."""
-
     from accounts.models import Scope, User, Workspace
     from accounts.services import create_api_key
-    from bench.pages import _seed as seed_generations
     from billing import wallets
     from generations.models import Generation
 
