@@ -32,6 +32,7 @@ from bench.common import (
     percentile,
     production_server,
     report,
+    seed_generations,
     setup_django,
 )
 
