@@ -13,12 +13,13 @@ PYTHON_CANDIDATES := python3.13 python3.12 python3 \
 BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: help run test lint bench clean
+.PHONY: help run test lint bench screenshots clean
 
 help:
 	@echo "make run    install, migrate and start the whole product on http://127.0.0.1:8000"
 	@echo "make test   install the test tools and run lint, type checks and the test suite"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make screenshots  refresh docs/screenshots from the browser tests"
 
 $(PY):
 	@test -n "$(BASE_PYTHON)" || { echo "Mochi Studio needs Python 3.12 or newer on PATH (or via pyenv)." >&2; exit 1; }
@@ -54,6 +55,11 @@ test: lint
 BENCHES := ledger pipeline pages api
 bench: $(VENV)/.installed-dev
 	@for name in $(BENCHES); do $(PY) -m bench.$$name || exit 1; done
+
+# The README's screenshots, taken by the browser tests as they walk through the product.
+screenshots: $(VENV)/.installed-dev
+	rm -rf docs/screenshots
+	MOCHI_SCREENSHOTS=docs/screenshots MOCHI_REQUIRE_BROWSER=1 $(VENV)/bin/pytest -q -p no:xdist tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-artifacts staticfiles

@@ -12,6 +12,7 @@ from generations.models import Generation
 from mochi_site.api_auth import KeyRateThrottle, WorkspaceRateThrottle
 from tests.api.conftest import GENERATION, Api, key_for
 from tests.conftest import Team
+from tests.support.concurrency import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +149,25 @@ def test_a_workspace_shares_one_allowance_between_its_keys(
     assert [second.get("/workspace").status_code for _ in range(2)] == [200, 200]
     _error(second.get("/workspace"), 429, "rate_limited")
     _error(first.get("/workspace"), 429, "rate_limited")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_cannot_pass_the_limit_together(
+    funded: Team, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Counted with Redis's atomic increment, as in production: 24 requests at once
+    against a limit of 10 let exactly 10 through."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/12"
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    }
+    monkeypatch.setattr(KeyRateThrottle, "THROTTLE_RATES", {"key": "10/hour"})
+    api = Api(key_for(funded.membership(funded.alice), [Scope.BILLING_READ]))
+    results = run_together([lambda: Api(api.key).get("/workspace").status_code] * 24)
+    assert sorted(results) == [200] * 10 + [429] * 14

@@ -34,7 +34,11 @@ def _signed_in(page: Any, site_url: str, email: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_buying_a_pack_through_checkout_adds_the_credits(
-    new_page: Callable[..., Any], site_url: str, artifacts: Path, fake_stripe: FakeStripe
+    new_page: Callable[..., Any],
+    site_url: str,
+    artifacts: Path,
+    fake_stripe: FakeStripe,
+    snap: Callable[[Any, str], None],
 ) -> None:
     page = new_page()
     _signed_in(page, site_url, "ana@example.com")
@@ -53,7 +57,7 @@ def test_buying_a_pack_through_checkout_adds_the_credits(
     purchases = page.get_by_role("region", name="Purchases")
     assert purchases.get_by_role("cell", name="$18.00").count() == 1
     assert purchases.get_by_text("Paid", exact=True).count() == 1
-    page.screenshot(path=artifacts / "2-billing-after-purchase.png", full_page=True)
+    snap(page, "billing")
 
     purchase = Purchase.objects.get()
     assert purchase.status == PurchaseStatus.PAID
