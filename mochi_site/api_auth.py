@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -73,22 +74,36 @@ def authenticate_key(text: str) -> Access | None:
     if parts is None:
         return None
     lookup, secret = parts
-    key = ApiKey.objects.active().filter(lookup=lookup).first()
-    if key is None or not key.matches(secret):
-        return None
-    # The key acts as its creator in its workspace: their role, their monthly cap.
-    membership = (
-        Membership.objects.select_related("workspace", "user")
-        .filter(workspace_id=key.workspace_id, user_id=key.created_by_id, user__is_active=True)
+    # One query: the key, its workspace, its creator, and the creator's membership there
+    # (the key acts as its creator: their role, their monthly cap).
+    theirs = Membership.objects.filter(
+        workspace=OuterRef("workspace_id"), user=OuterRef("created_by_id")
+    )
+    key = (
+        ApiKey.objects.active()
+        .select_related("workspace", "created_by")
+        .annotate(
+            member_id=Subquery(theirs.values("pk")[:1]),
+            member_role=Subquery(theirs.values("role")[:1]),
+            member_cap=Subquery(theirs.values("monthly_cap")[:1]),
+        )
+        .filter(lookup=lookup, created_by__is_active=True)
         .first()
     )
-    if membership is None:
+    if key is None or not key.matches(secret) or key.member_id is None:
         return None
+    membership = Membership(
+        pk=key.member_id,
+        workspace=key.workspace,
+        user=key.created_by,
+        role=key.member_role,
+        monthly_cap=key.member_cap,
+    )
+    membership._state.adding = False  # read from the database, not a new row
     now = timezone.now()
     if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
-    key.workspace = membership.workspace
     return Access(workspace=key.workspace, membership=membership, key=key)
 
 
