@@ -20,7 +20,15 @@ from accounts.models import Role, Scope
 from billing.pricing import duration_seconds, generation_cost
 from generations import idempotency, services, storage, webhooks
 from generations.models import Generation, Phase, Source, Status
-from generations.params import LIMITS, MAX_PROMPT_CHARS, SEED_MAX, InvalidParams, parse_params
+from generations.params import (
+    LIMITS,
+    MAX_PROMPT_CHARS,
+    PROMPT_PATTERN,
+    SEED_MAX,
+    TEXT_PATTERN,
+    InvalidParams,
+    parse_params,
+)
 from mochi_site.api import (
     ApiError,
     NewestFirst,
@@ -142,18 +150,28 @@ def _number_field(name: str) -> serializers.Field:
     kind = serializers.IntegerField if limit.integer else serializers.FloatField
     return kind(
         required=False,
+        allow_null=True,
         min_value=limit.minimum,
         max_value=limit.maximum,
-        help_text=f"{limit.minimum:g}–{limit.maximum:g}, default {limit.default:g}.",
+        help_text=f"{limit.minimum:g}–{limit.maximum:g}; absent or null: {limit.default:g}.",
     )
 
 
 class ParamsSerializer(StrictSerializer):
     """Segmind's parameters, checked by `generations.params` like every other entry point."""
 
-    prompt = serializers.CharField(max_length=MAX_PROMPT_CHARS)
-    negative_prompt = serializers.CharField(
-        required=False, allow_blank=True, max_length=MAX_PROMPT_CHARS
+    prompt = serializers.RegexField(
+        PROMPT_PATTERN,
+        max_length=MAX_PROMPT_CHARS,
+        help_text="What the video shows: some text besides whitespace, without NUL.",
+    )
+    negative_prompt = serializers.RegexField(
+        TEXT_PATTERN,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=MAX_PROMPT_CHARS,
+        help_text="What to steer away from. Absent, null or empty: nothing.",
     )
     guidance_scale = _number_field("guidance_scale")
     fps = _number_field("fps")
@@ -161,9 +179,10 @@ class ParamsSerializer(StrictSerializer):
     steps = _number_field("steps")
     seed = serializers.IntegerField(
         required=False,
+        allow_null=True,
         min_value=-1,
         max_value=SEED_MAX,
-        help_text="Absent or -1: we draw one and return it.",
+        help_text="Absent, null or -1: we draw one and return it.",
     )
 
     def to_internal_value(self, data: Any) -> Any:
@@ -249,12 +268,18 @@ class GenerationsApi(WorkspaceAPIView):
         webhook_url = serializers.URLField(
             required=False,
             allow_blank=True,
+            allow_null=True,
             max_length=2000,
-            help_text="Told (Standard Webhooks) when the generation finishes. Public HTTPS.",
+            help_text=(
+                "Told (Standard Webhooks) when the generation finishes. Public HTTPS;"
+                " absent, null or empty: no webhook."
+            ),
         )
 
         def more_fields(self, data: dict[str, Any]) -> dict[str, Any]:
-            url = data.get("webhook_url") or ""
+            url = data.get("webhook_url")
+            if url is None:
+                url = ""
             if not isinstance(url, str) or len(url) > 2000:
                 raise serializers.ValidationError(
                     {"webhook_url": ["A URL of at most 2000 characters."]}

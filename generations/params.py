@@ -11,8 +11,13 @@ from typing import Any
 
 MAX_PROMPT_CHARS = 2000
 SEED_MAX = 2**63 - 1
-# Text is stored as is; a NUL character is not text (and PostgreSQL refuses it).
+# A prompt needs a character that is not whitespace (Python's `str.isspace`, as
+# `str.strip` removes), and no NUL: PostgreSQL cannot store it. The API's schema
+# states the same rules as patterns (a negative prompt may also be empty).
+PROMPT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+TEXT_PATTERN = r"^[^\x00]+$"
 NUL_MESSAGE = "Remove the NUL character (\\x00): it cannot be part of a prompt."
+UNPAIRED_MESSAGE = "The text holds an unpaired surrogate (\\ud800–\\udfff): send valid Unicode."
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,18 @@ def _whole(value: Any, *, strict: bool) -> int | None:
     return None
 
 
+def _unstorable(text: str) -> str | None:
+    """Why `text` cannot be stored as it is, or None: a NUL, or a lone surrogate (JSON's
+    `"\\ud800"` decodes to one; it has no UTF-8 form)."""
+    if "\x00" in text:
+        return NUL_MESSAGE
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return UNPAIRED_MESSAGE
+    return None
+
+
 def parse_params(data: Mapping[str, Any], *, strict_types: bool = True) -> GenerationParams:
     """Check and normalise parameters; raises `InvalidParams` naming every bad field.
     Missing optional values take Segmind's defaults; a missing seed (or -1) is drawn."""
@@ -98,8 +115,8 @@ def parse_params(data: Mapping[str, Any], *, strict_types: bool = True) -> Gener
         errors["prompt"] = ["Describe the video you want: the prompt is required."]
     elif len(prompt) > MAX_PROMPT_CHARS:
         errors["prompt"] = [f"Keep the prompt under {MAX_PROMPT_CHARS} characters."]
-    elif "\x00" in prompt:
-        errors["prompt"] = [NUL_MESSAGE]
+    elif problem := _unstorable(prompt):
+        errors["prompt"] = [problem]
     else:
         values["prompt"] = prompt.strip()
 
@@ -110,8 +127,8 @@ def parse_params(data: Mapping[str, Any], *, strict_types: bool = True) -> Gener
         errors["negative_prompt"] = ["The negative prompt must be text."]
     elif len(negative) > MAX_PROMPT_CHARS:
         errors["negative_prompt"] = [f"Keep it under {MAX_PROMPT_CHARS} characters."]
-    elif "\x00" in negative:
-        errors["negative_prompt"] = [NUL_MESSAGE]
+    elif problem := _unstorable(negative):
+        errors["negative_prompt"] = [problem]
     else:
         values["negative_prompt"] = negative.strip()
 

@@ -353,6 +353,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         '`{"error": {"code", "message", "fields"}}`.'
     ),
     "VERSION": "1.0.0",
+    # OpenAPI 3.1 is JSON Schema 2020-12: a JSON number such as 52.0 is an integer, as
+    # the API treats it.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Apps authenticate with keys; the browser session (same API) is not documented.

@@ -78,6 +78,8 @@ def test_unknown_fields_are_named_and_nothing_is_created(owner_api: Api) -> None
         ({"negative_prompt": 5}, "negative_prompt"),
         ({"prompt": "x" * 2001}, "prompt"),
         ({"webhook_url": "not a url"}, "webhook_url"),
+        ({"webhook_url": []}, "webhook_url"),
+        ({"webhook_url": 0}, "webhook_url"),
         ({"webhook_url": "ftp://example.com/hook"}, "webhook_url"),
         ({"webhook_url": "https://exa\x00mple.com/hook"}, "webhook_url"),
         ({"webhook_url": "https://example.com/a hook"}, "webhook_url"),

@@ -78,7 +78,7 @@ def test_the_api_behaves_as_its_schema_says(api_schema: Any) -> None:
 
         @given(case=operation.as_strategy(mode))
         @settings(
-            max_examples=15,
+            max_examples=60,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from generations.params import InvalidParams, parse_params
+from generations.params import PROMPT_PATTERN, InvalidParams, parse_params
 
 
 def test_missing_values_take_segminds_defaults_and_a_seed_is_drawn() -> None:
@@ -94,3 +97,38 @@ def test_a_nul_character_is_refused_by_name(field: str) -> None:
     with pytest.raises(InvalidParams) as refused:
         parse_params({"prompt": "a fox", field: "a fox \x00 in the snow"})
     assert set(refused.value.fields) == {field}
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_an_unpaired_surrogate_is_refused_by_name(field: str) -> None:
+    # json.loads('"\\ud800"') gives such a string; it has no UTF-8 form to store.
+    with pytest.raises(InvalidParams) as refused:
+        parse_params({"prompt": "a fox", field: "a fox \ud800 in the snow"})
+    assert set(refused.value.fields) == {field}
+    assert "surrogate" in refused.value.fields[field][0]
+
+
+@given(st.text(max_size=12))
+@example("\x1e")
+@example(" \ufeff ")
+@example("a\x00")
+@example("\u3000\n")
+def test_the_schema_pattern_and_the_check_agree_on_every_prompt(prompt: str) -> None:
+    # The API's schema states the prompt rule as PROMPT_PATTERN; Schemathesis holds
+    # the API to it, so both must accept the same strings (\x1e is whitespace to both).
+    matches = re.search(PROMPT_PATTERN, prompt) is not None
+    try:
+        parse_params({"prompt": prompt})
+    except InvalidParams:
+        accepted = False
+    else:
+        accepted = True
+    assert matches == accepted, repr(prompt)
+
+
+def test_null_optional_parameters_take_the_defaults() -> None:
+    params = parse_params(
+        {"prompt": "a fox", "negative_prompt": None, "frames": None, "seed": None}
+    )
+    assert (params.negative_prompt, params.frames) == ("", 52)
+    assert params.seed >= 0
