@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 from allauth.mfa.models import Authenticator
 from django.core.cache import cache
@@ -17,7 +20,16 @@ def _login(client: Client, email: str) -> str:
     return str(response["Location"])
 
 
-def test_it_enrols_totp_and_then_asks_for_a_code_at_login(client: Client) -> None:
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> float:
+    """allauth's clock, stopped in the middle of a 30-second period: a code computed here
+    stays the current one however long the test takes to send it."""
+    frozen = (time.time() // 30) * 30 + 15
+    monkeypatch.setattr("allauth.mfa.totp.internal.auth.time", SimpleNamespace(time=lambda: frozen))
+    return frozen
+
+
+def test_it_enrols_totp_and_then_asks_for_a_code_at_login(client: Client, now: float) -> None:
     user = make_user("alice@example.com")
     _login(client, "alice@example.com")
 
@@ -31,7 +43,7 @@ def test_it_enrols_totp_and_then_asks_for_a_code_at_login(client: Client) -> Non
     page = client.get("/accounts/2fa/totp/activate/")
     assert page.status_code == 200
     secret = page.context["form"].secret
-    response = client.post("/accounts/2fa/totp/activate/", {"code": totp(secret)})
+    response = client.post("/accounts/2fa/totp/activate/", {"code": totp(secret, at=now)})
     assert response.status_code == 302
     assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
@@ -45,6 +57,6 @@ def test_it_enrols_totp_and_then_asks_for_a_code_at_login(client: Client) -> Non
 
     # allauth refuses a code twice within its 30-second period; forget that it was used.
     cache.clear()
-    response = client.post("/accounts/2fa/authenticate/", {"code": totp(secret)})
+    response = client.post("/accounts/2fa/authenticate/", {"code": totp(secret, at=now)})
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(user.pk)
