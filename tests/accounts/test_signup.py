@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -124,3 +125,27 @@ def test_it_changes_the_email_after_the_new_address_is_confirmed(client: Client)
     user.refresh_from_db()
     assert user.email == "alice@new.example"
     assert EmailAddress.objects.get(user=user, email="alice@new.example").verified
+
+
+@pytest.mark.parametrize(("proxies", "limited"), [(0, True), (1, False)])
+def test_behind_a_proxy_the_login_limit_counts_each_clients_address(
+    client: Client, settings: Any, proxies: int, limited: bool
+) -> None:
+    """Every request reaches the app from the load balancer's address; with one trusted
+    proxy the limit per IP counts the address it appended to X-Forwarded-For instead."""
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = proxies
+    settings.ACCOUNT_RATE_LIMITS = {"login": "2/m/ip"}
+    make_user("alice@example.com")
+
+    def login(address: str) -> int:
+        response = client.post(
+            "/accounts/login/",
+            {"login": "alice@example.com", "password": PASSWORD},
+            headers={"x-forwarded-for": f"198.51.100.7, {address}"},
+        )
+        client.logout()
+        return response.status_code
+
+    assert [login("203.0.113.1"), login("203.0.113.1")] == [302, 302]
+    assert login("203.0.113.1") == 429
+    assert login("203.0.113.2") == (429 if limited else 302)
