@@ -10,7 +10,10 @@ cost headers and metrics. Latency and faults are scriptable:
 - per prompt: markers such as `[fault:429]`, `[fault:500x2]` (the first two tries),
   `[fault:truncated@download]`, `[fault:failed]` (a v2 job that FAILS), `[latency:8]`;
   an HTTP error without `@endpoint` answers the POST (v2 submit or v1);
-- per call: `POST /_admin/faults {"fault": "502", "endpoint": "submit", "times": 1}`.
+- per call: `POST /_admin/faults {"fault": "502", "endpoint": "submit", "times": 1}`;
+- at random: `fault_rate` (0 to 1) draws a fault from `RANDOM_FAULTS` for that share of
+  calls, and `latency_spread` varies each job's latency by up to that fraction either
+  way, both from a generator seeded with `seed` (`drawn` counts what was drawn).
 
 Faults: an HTTP status (400 401 403 404 406-credits 406-content-type 410 422 429 500
 502 503 504), `timeout` (no answer until the client gives up), `reset` (the connection
@@ -24,6 +27,7 @@ and the tests start it in-process.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import socket
@@ -59,6 +63,15 @@ PALETTES = [
     ("be185d", "fb7185", "fde68a"),
 ]
 GRADIENT_TYPES = ("spiral", "radial", "circular", "linear")
+# What a random fault can be, per endpoint: the upstream's everyday failures.
+RANDOM_FAULTS = {
+    "submit": ("429", "500", "503", "timeout"),
+    "v1": ("429", "500", "503", "timeout"),
+    "status": ("429", "500", "502"),
+    "result": ("500", "502"),
+    "job": ("failed",),
+    "download": ("500", "truncated"),
+}
 
 
 @dataclass
@@ -85,6 +98,9 @@ class State:
     timeout_seconds: float = 120.0
     rate_limit_reset_seconds: float = 2.0
     rpm: int = 0
+    fault_rate: float = 0.0
+    latency_spread: float = 0.0
+    drawn: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     jobs: dict[str, Job] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     marker_uses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -106,10 +122,21 @@ class FakeSegmind:
         timeout_seconds: float = 120.0,
         quiet: bool = True,
         pretty: bool = False,
+        fault_rate: float = 0.0,
+        latency_spread: float = 0.0,
+        seed: int | None = None,
     ) -> None:
+        if not 0 <= fault_rate <= 1 or not 0 <= latency_spread < 1:
+            raise ValueError("fault_rate must be within [0, 1] and latency_spread within [0, 1)")
         self.state = State(
-            latency=latency, record_ttl=record_ttl, rpm=rpm, timeout_seconds=timeout_seconds
+            latency=latency,
+            record_ttl=record_ttl,
+            rpm=rpm,
+            timeout_seconds=timeout_seconds,
+            fault_rate=fault_rate,
+            latency_spread=latency_spread,
         )
+        self.random = random.Random(seed)  # noqa: S311 (faults and latency, not secrets)
         self.lock = threading.Lock()
         self.quiet = quiet
         # Demo videos are animated gradients coloured by the prompt; tests use ffmpeg's
@@ -138,7 +165,8 @@ class FakeSegmind:
         self.server.serve_forever()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self.thread is not None:  # shutdown() waits for a loop that never started
+            self.server.shutdown()
         self.server.server_close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -161,6 +189,7 @@ class FakeSegmind:
             self.state.marker_uses.clear()
             self.state.calls.clear()
             self.state.call_times.clear()
+            self.state.drawn.clear()
 
     def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -186,7 +215,23 @@ class FakeSegmind:
                 self.state.marker_uses[key] += 1
                 if self.state.marker_uses[key] <= int(times or 1_000_000):
                     return value
+            menu = RANDOM_FAULTS.get(endpoint)
+            if menu and self.state.fault_rate and self.random.random() < self.state.fault_rate:
+                fault = self.random.choice(menu)
+                self.state.drawn[f"{endpoint}:{fault}"] += 1
+                return fault
         return ""
+
+    def job_latency(self, latency: float) -> float:
+        """One job's latency: `latency`, varied at random by up to `latency_spread`."""
+        with self.lock:
+            spread = self.state.latency_spread
+            return latency * (1 + self.random.uniform(-spread, spread)) if spread else latency
+
+    def drawn(self) -> dict[str, int]:
+        """The random faults drawn so far, by `endpoint:fault`."""
+        with self.lock:
+            return dict(self.state.drawn)
 
     # --- Videos ----------------------------------------------------------------------
 
@@ -490,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault not in ("truncated", "notmp4") and not fault.startswith("big"):
             self._fault_response(fault, endpoint)
             return
-        latency = self.fake.state.latency
+        latency = self.fake.job_latency(self.fake.state.latency)
         for kind, value, _, _ in MARKER.findall(prompt):
             if kind == "latency":
                 latency = float(value)
@@ -533,6 +578,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/_admin/calls":
             self._json(200, self.fake.calls())
+            return
+        if self.path == "/_admin/drawn":
+            self._json(200, self.fake.drawn())
             return
         if self.path == "/v1/get-user-credits":
             if self._authorized("credits"):
@@ -623,6 +671,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "timeout_seconds",
                     "rate_limit_reset_seconds",
                     "rpm",
+                    "fault_rate",
+                    "latency_spread",
                 ):
                     if name in body:
                         setattr(

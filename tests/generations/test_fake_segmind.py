@@ -143,3 +143,42 @@ def test_faults_are_scripted_over_http_and_by_prompt_markers(fake_url: str) -> N
         timeout=10,
     )
     assert (credits.status_code, credits.json()["error"]) == (406, "Not enough credits")
+
+
+def test_random_faults_hit_about_their_share_of_calls_and_are_counted() -> None:
+    from generations.fake_segmind import RANDOM_FAULTS, FakeSegmind
+
+    def submit(url: str) -> int | None:
+        try:
+            return requests.post(url, json=BODY, headers=KEY, timeout=10).status_code
+        except requests.ConnectionError:  # a drawn timeout: closed after its wait, no answer
+            return None
+
+    with FakeSegmind(latency=0, fault_rate=0.3, seed=11, timeout_seconds=0.2) as fake:
+        answers = [submit(f"{fake.url}/v2/mochi-1") for _ in range(60)]
+        drawn = requests.get(f"{fake.url}/_admin/drawn", timeout=10).json()
+
+    at_submit = {key: n for key, n in drawn.items() if key.startswith("submit:")}
+    assert sum(1 for answer in answers if answer != 200) == sum(at_submit.values())
+    assert answers.count(None) == at_submit.get("submit:timeout", 0)
+    assert 6 <= sum(at_submit.values()) <= 30  # about 30 % of 60 calls
+    assert {key.split(":", 1)[1] for key in at_submit} <= set(RANDOM_FAULTS["submit"])
+    # Each job that was accepted drew its fate too: about 30 % of them will fail.
+    accepted = answers.count(200)
+    assert 0 < drawn.get("job:failed", 0) < accepted
+
+
+def test_without_a_fault_rate_nothing_is_drawn_and_latency_spread_stays_in_bounds() -> None:
+    from generations.fake_segmind import FakeSegmind
+
+    fake = FakeSegmind(latency=10, latency_spread=0.5, seed=3)
+    try:
+        latencies = [fake.job_latency(10) for _ in range(200)]
+        assert all(5 <= value <= 15 for value in latencies)
+        assert max(latencies) - min(latencies) > 5  # it does vary
+        assert [fake.take_fault("submit", "a fox") for _ in range(50)] == [""] * 50
+        assert fake.drawn() == {}
+    finally:
+        fake.stop()  # never started: closes its socket without waiting for a loop
+    with pytest.raises(ValueError, match="fault_rate"):
+        FakeSegmind(fault_rate=1.5)

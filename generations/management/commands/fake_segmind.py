@@ -26,6 +26,9 @@ class Command(BaseCommand):
             "--record-ttl", type=float, default=3600.0, help="Seconds a v2 record lives."
         )
         parser.add_argument("--rpm", type=int, default=0, help="Answer 429 above this rate.")
+        parser.add_argument(
+            "--fault-rate", type=float, default=0.0, help="Share of calls given a random fault."
+        )
         parser.add_argument("--verbose", action="store_true", help="Log every request.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,6 +38,7 @@ class Command(BaseCommand):
             latency=options["latency"],
             record_ttl=options["record_ttl"],
             rpm=options["rpm"],
+            fault_rate=options["fault_rate"],
             quiet=not options["verbose"],
             pretty=True,
         )
