@@ -13,12 +13,13 @@ PYTHON_CANDIDATES := python3.13 python3.12 python3 \
 BASE_PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: help run test lint bench screenshots clean
+.PHONY: help run test lint bench soak screenshots clean
 
 help:
 	@echo "make run    install, migrate and start the whole product on http://127.0.0.1:8000"
 	@echo "make test   install the test tools and run lint, type checks and the test suite"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make soak   the production stack under load and faults, then its invariants (SOAK_MINUTES, SOAK_USERS)"
 	@echo "make screenshots  refresh docs/screenshots from the browser tests"
 
 $(PY):
@@ -55,6 +56,15 @@ test: lint
 BENCHES := ledger pipeline pages api
 bench: $(VENV)/.installed-dev
 	@for name in $(BENCHES); do $(PY) -m bench.$$name || exit 1; done
+
+# The production stack under load and injected faults for SOAK_MINUTES with SOAK_USERS
+# customers, then the invariants; the report goes to soak-report/. Needs PostgreSQL
+# (SOAK_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/mochi_soak, recreated)
+# and Redis (SOAK_REDIS_URL, default redis://127.0.0.1:6379/13).
+SOAK_MINUTES ?= 10
+SOAK_USERS ?= 100
+soak: $(VENV)/.installed-dev
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_USERS=$(SOAK_USERS) $(PY) -m soak
 
 # The README's screenshots, taken by the browser tests as they walk through the product.
 screenshots: $(VENV)/.installed-dev

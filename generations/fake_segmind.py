@@ -217,9 +217,9 @@ class FakeSegmind:
                     return value
             menu = RANDOM_FAULTS.get(endpoint)
             if menu and self.state.fault_rate and self.random.random() < self.state.fault_rate:
-                fault = self.random.choice(menu)
-                self.state.drawn[f"{endpoint}:{fault}"] += 1
-                return fault
+                chosen = self.random.choice(menu)
+                self.state.drawn[f"{endpoint}:{chosen}"] += 1
+                return chosen
         return ""
 
     def job_latency(self, latency: float) -> float:

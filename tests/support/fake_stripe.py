@@ -343,8 +343,8 @@ class FakeStripe:
                 return (200, _public(found)) if found else _missing(name, parts[2])
         if method == "GET" and path == "/v1/disputes":
             charge = params.get("charge")
-            found = [_public(d) for d in self.state.disputes.values() if d["charge"] == charge]
-            return 200, {"object": "list", "data": found, "has_more": False, "url": path}
+            listed = [_public(d) for d in self.state.disputes.values() if d["charge"] == charge]
+            return 200, {"object": "list", "data": listed, "has_more": False, "url": path}
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({path}).")
 
     def _create_session(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -398,9 +398,10 @@ class FakeStripe:
         """Stripe's hosted pages, reduced to what a customer's browser needs."""
         parts = path.strip("/").split("/")
         if parts[0] == "checkout" and len(parts) == 2 and parts[1] in self.state.sessions:
-            session = self.state.sessions[parts[1]]
-            if session["status"] == "open":
-                self.complete(session["id"])
+            with self.lock:  # paid once, however many tabs the customer has open
+                session = self.state.sessions[parts[1]]
+                if session["status"] == "open":
+                    self.complete(session["id"])
             target = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
             return 303, {"Location": target}, b""
         if parts[0] == "portal" and len(parts) == 2 and parts[1] in self.state.portals:

@@ -1,0 +1,5 @@
+"""The soak test: `make soak` (see soak/__main__.py and the README's "Soak test")."""
+
+# The failure the Locust clients record when an idempotent replay answers another
+# generation than the first call did; the checks count it.
+REPLAY_FAILED = "idempotency: replay answered another generation"
