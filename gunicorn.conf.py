@@ -12,3 +12,7 @@ control_socket_disable = True
 # TLS ends at the proxy in front, which sets X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
 forwarded_allow_ips = "*"
 graceful_timeout = 30
+# Idle keep-alive connections stay open longer than a load balancer keeps its own (60 s on
+# most): the balancer, not the app, closes them, and never reuses one the app just closed
+# (a 502 for the customer). gunicorn's default is 2 s.
+keepalive = 75

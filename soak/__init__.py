@@ -3,3 +3,7 @@
 # The failure the Locust clients record when an idempotent replay answers another
 # generation than the first call did; the checks count it.
 REPLAY_FAILED = "idempotency: replay answered another generation"
+
+# The page that reads nothing, whose response times under the same load are the baseline
+# of the budget for all the others.
+BASELINE = "/pricing/ (baseline)"

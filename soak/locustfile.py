@@ -29,7 +29,7 @@ from typing import Any
 import gevent
 from locust import HttpUser, between, task
 
-from soak import REPLAY_FAILED
+from soak import BASELINE, REPLAY_FAILED
 
 ACCOUNTS: list[dict[str, Any]] = json.loads(open(os.environ["SOAK_ACCOUNTS"]).read())  # noqa: SIM115
 WEB = itertools.cycle([a for a in ACCOUNTS if a["kind"] == "web"])
@@ -113,6 +113,12 @@ class WebCustomer(HttpUser):
     @task(4)
     def create_page(self) -> None:
         self.client.get(f"/w/{self.slug}/", name="/w/[slug]/")
+
+    @task(2)
+    def pricing(self) -> None:
+        """The baseline: a page that reads nothing, served by the same processes under the
+        same load, that the budget for response times is measured against."""
+        self.client.get("/pricing/", name=BASELINE)
 
     @task(2)
     def billing(self) -> None:

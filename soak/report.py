@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soak import BASELINE
 from soak.checks import Check
 
 
@@ -34,6 +35,7 @@ def load_stats(prefix: Path, replay_name: str) -> dict[str, Any]:
     with open(f"{prefix}_stats.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     total = next(r for r in rows if r["Name"] == "Aggregated")
+    baseline = next((r for r in rows if r["Name"] == BASELINE), None)
     checks = [r for r in rows if r["Type"] == "CHECK"]
     mismatches = sum(int(r["Failure Count"]) for r in checks if r["Name"] == replay_name)
     requests = int(total["Request Count"]) - sum(int(r["Request Count"]) for r in checks)
@@ -48,6 +50,7 @@ def load_stats(prefix: Path, replay_name: str) -> dict[str, Any]:
         "p99_ms": _number(total["99%"]),
         "max_ms": _number(total["Max Response Time"]),
         "replay_mismatches": mismatches,
+        "baseline_p95_ms": _number(baseline["95%"]) if baseline else 0.0,
         "endpoints": [r for r in rows if r["Name"] != "Aggregated" and r["Type"] != "CHECK"],
     }
 
@@ -162,8 +165,10 @@ def markdown(
         f"- {stats['requests']:,} requests, {stats['rps']:.1f} per second on average; "
         f"{stats['failures']:,} errors ({stats['error_ratio']:.2%}, budget "
         f"{budgets['error_ratio']:.0%})",
-        f"- response time p50 {stats['p50_ms']:.0f} ms, p95 {stats['p95_ms']:.0f} ms (budget "
-        f"{budgets['p95_ms']:.0f} ms), p99 {stats['p99_ms']:.0f} ms, max {stats['max_ms']:.0f} ms",
+        f"- response time p50 {stats['p50_ms']:.0f} ms, p95 {stats['p95_ms']:.0f} ms, p99 "
+        f"{stats['p99_ms']:.0f} ms, max {stats['max_ms']:.0f} ms; the baseline page's p95 "
+        f"{stats['baseline_p95_ms']:.0f} ms (budget: p95 at most {budgets['p95_ratio']:g}× the "
+        f"baseline's and {budgets['p95_ms']:.0f} ms)",
         f"- idempotent replays that answered another generation: {stats['replay_mismatches']}",
         "",
         "| Endpoint | Requests | Errors | p50 ms | p95 ms |",

@@ -72,6 +72,7 @@ def environment(
         "QCLUSTER_TIMEOUT": "90",
         "QCLUSTER_RETRY": "120",
         "GENERATION_TASK_GRACE_SECONDS": "30",
+        "GENERATION_INGEST_LEASE_SECONDS": "90",
         "AWS_STORAGE_BUCKET_NAME": bucket,
         "AWS_S3_ENDPOINT_URL": s3,
         "AWS_ACCESS_KEY_ID": "soak",
