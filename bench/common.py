@@ -18,7 +18,10 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from accounts.models import User, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"
@@ -140,7 +143,7 @@ def production_server(port: int, *, workers: int) -> list[str]:
     ]
 
 
-def seed_generations(workspace: object, user: object, count: int) -> None:
+def seed_generations(workspace: Workspace, user: User, count: int) -> None:
     """Finished generations, newest first, in batches (keys name objects that need not exist:
     the pages sign links to them without reading them)."""
     from django.utils import timezone
@@ -152,7 +155,7 @@ def seed_generations(workspace: object, user: object, count: int) -> None:
     batch: list[Generation] = []
     for n in range(existing, count):
         generation_id = uuid.uuid4()
-        key = f"workspaces/{workspace.pk}/generations/{generation_id}"  # type: ignore[attr-defined]
+        key = f"workspaces/{workspace.pk}/generations/{generation_id}"
         batch.append(
             Generation(
                 id=generation_id,

@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.common import free_port
 from soak import checks, report
 from soak.stack import (
     DEFAULT_DATABASE,
@@ -36,7 +37,6 @@ from soak.stack import (
     WorkerKiller,
     cluster,
     environment,
-    free_port,
     recreate_database,
     wait_for,
     web_server,
@@ -266,7 +266,7 @@ def _run(
     logger.warning("load done; delivering what Stripe still owes and draining the work")
     driver.stop()
     drain_started = time.time()
-    drained = _drain(args.drain_seconds, sampler)
+    drained = _drain(args.drain_seconds)
     drain_seconds = time.time() - drain_started
     sampler.stop()
     logger.warning("drained in %.0f s (%s); checking", drain_seconds, "done" if drained else "NOT")
@@ -301,7 +301,7 @@ def _run(
         [kill.at for kill in killer.kills],
     )
     text = report.markdown(
-        command=" ".join(shlex.quote(a) for a in ["make", "soak"]),
+        command=shlex.join(["python", "-m", "soak", *sys.argv[1:]]),
         settings={
             "Minutes of load": f"{args.minutes:g}",
             "Customers (Locust users)": f"{args.users} ({max(1, args.users // 5)} API clients)",
@@ -330,7 +330,7 @@ def _run(
     return 0 if all(check.ok for check in results) else 1
 
 
-def _drain(seconds: float, sampler: QueueSampler) -> bool:
+def _drain(seconds: float) -> bool:
     """Until nothing is queued or running and every Stripe event is processed."""
     from billing.models import StripeEvent
     from generations.models import TERMINAL_PHASES, Generation
@@ -339,7 +339,6 @@ def _drain(seconds: float, sampler: QueueSampler) -> bool:
     while time.monotonic() < deadline:
         unfinished = Generation.objects.exclude(phase__in=TERMINAL_PHASES).count()
         events = StripeEvent.objects.filter(processed_at__isnull=True).count()
-        sampler.sample()
         if not unfinished and not events:
             return True
         logger.warning("draining: %d generations unfinished, %d Stripe events", unfinished, events)

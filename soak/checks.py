@@ -108,7 +108,6 @@ def charges_match_work() -> Check:
         counts[reference][code] += 1
 
     found: list[str] = []
-    charged: dict[int, int] = defaultdict(int)
     earned: dict[int, int] = defaultdict(int)
     generations = Generation.objects.values_list("pk", "workspace_id", "phase", "cost")
     for pk, workspace_id, phase, cost in generations:
@@ -123,23 +122,20 @@ def charges_match_work() -> Check:
                 found.append(f"{pk} succeeded at {cost} credits but {captured} were captured")
         elif captured:
             found.append(f"{pk} {phase} but {captured} credits were captured")
-        charged[workspace_id] += captured
 
-    per_wallet = (
+    per_wallet = dict(
         Transfer.objects.filter(code=Code.CAPTURE, phase=Phase.POST)
-        .values("debit_account__workspace_id")
+        .values_list("debit_account__workspace_id")
         .annotate(total=Sum("amount"))
+        .values_list("debit_account__workspace_id", "total")
     )
-    for row in per_wallet:
-        workspace_id = row["debit_account__workspace_id"]
-        if row["total"] != earned.get(workspace_id, 0):
+    for workspace_id in per_wallet.keys() | earned.keys():
+        wallet_total, cost = per_wallet.get(workspace_id, 0), earned.get(workspace_id, 0)
+        if wallet_total != cost:
             found.append(
-                f"workspace {workspace_id} was charged {row['total']} credits; its succeeded "
-                f"generations cost {earned.get(workspace_id, 0)}"
+                f"workspace {workspace_id} was charged {wallet_total} credits; its succeeded "
+                f"generations cost {cost}"
             )
-    for workspace_id, total in earned.items():
-        if total and not any(r["debit_account__workspace_id"] == workspace_id for r in per_wallet):
-            found.append(f"workspace {workspace_id} earned {total} credits of work, charged none")
     return Check("every charge is the cost of succeeded work", _listed(found), len(generations))
 
 
@@ -148,36 +144,33 @@ def payments_granted_once(stripe_state: Any) -> Check:
     granted anything; refunds and disputes ended as Stripe last told them."""
     from billing.models import Code, Purchase, StripeEvent, Transfer
 
-    grants = dict(
-        Transfer.objects.filter(code=Code.PURCHASE)
-        .values_list("reference")
-        .annotate(n=Count("id"))
-        .values_list("reference", "n")
-    )
-    amounts = dict(
-        Transfer.objects.filter(code=Code.PURCHASE)
-        .values_list("reference")
-        .annotate(total=Sum("amount"))
-        .values_list("reference", "total")
-    )
+    granted = {
+        row["reference"]: (row["n"], row["total"])
+        for row in Transfer.objects.filter(code=Code.PURCHASE)
+        .values("reference")
+        .annotate(n=Count("id"), total=Sum("amount"))
+    }
     charges = {c["payment_intent"]: c for c in stripe_state.charges.values()}
-    found: list[str] = []
     sessions = list(stripe_state.sessions.values())
+    purchases = Purchase.objects.in_bulk(
+        [s["id"] for s in sessions], field_name="checkout_session_id"
+    )
+    found: list[str] = []
     for session in sessions:
-        purchase = Purchase.objects.filter(checkout_session_id=session["id"]).first()
+        purchase = purchases.get(session["id"])
         if purchase is None:
             found.append(f"Stripe session {session['id']} has no purchase")
             continue
-        reference = f"purchase:{purchase.pk}"
+        times, credits = granted.get(f"purchase:{purchase.pk}", (0, 0))
         charge = charges.get(session.get("payment_intent"))
         if charge is None:
-            if grants.get(reference):
-                found.append(f"{purchase.pk} was never paid but granted {amounts[reference]}")
+            if times:
+                found.append(f"{purchase.pk} was never paid but granted {credits}")
             continue
-        if grants.get(reference) != 1 or amounts.get(reference) != purchase.credits:
+        if times != 1 or credits != purchase.credits:
             found.append(
-                f"{purchase.pk} paid once, granted {grants.get(reference, 0)} times "
-                f"({amounts.get(reference, 0)} credits of {purchase.credits})"
+                f"{purchase.pk} paid once, granted {times} times "
+                f"({credits} credits of {purchase.credits})"
             )
         if purchase.refunded_cents != charge["amount_refunded"]:
             found.append(

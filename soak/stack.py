@@ -18,16 +18,10 @@ from typing import IO
 
 import requests
 
+from bench.common import production_server
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/mochi_soak"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def recreate_database(url: str) -> None:
@@ -129,18 +123,8 @@ class Process:
 
 
 def web_server(port: int, env: dict[str, str], log: Path) -> Process:
-    """The Dockerfile's command: gunicorn with gunicorn.conf.py."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "mochi_site.asgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "3",
-    ]
-    return Process("web", command, env, log)
+    """The Dockerfile's command: gunicorn with gunicorn.conf.py, 3 workers."""
+    return Process("web", production_server(port, workers=3), env, log)
 
 
 def cluster(n: int, env: dict[str, str], log: Path) -> Process:
