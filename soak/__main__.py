@@ -58,6 +58,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--max-error-ratio", type=float, default=0.01)
     parser.add_argument("--max-p95-ratio", type=float, default=2.0, help="to the baseline page")
     parser.add_argument("--max-p95-ms", type=float, default=10_000.0)
+    parser.add_argument("--p95-floor-ms", type=float, default=1000.0, help="always in budget")
     parser.add_argument("--drain-seconds", type=float, default=420.0)
     parser.add_argument("--report-dir", type=Path, default=ROOT / "soak-report")
     parser.add_argument("--database", default=os.environ.get("SOAK_DATABASE_URL", DEFAULT_DATABASE))
@@ -280,6 +281,7 @@ def _run(
         "error_ratio": args.max_error_ratio,
         "p95_ms": args.max_p95_ms,
         "p95_ratio": args.max_p95_ratio,
+        "p95_floor_ms": args.p95_floor_ms,
     }
     results = [
         checks.ledger_audit(),

@@ -188,13 +188,16 @@ def locust_budgets(
     error_ratio: float,
     p95_ms: float,
     p95_ratio: float,
+    p95_floor_ms: float,
     replay_name: str,
 ) -> Check:
     """The load's own results: no idempotent replay answered another generation; errors
     within their budget; the 95th percentile of all requests at most `p95_ratio` times that
     of the baseline page (which reads nothing, served by the same processes in the same
     run, so the ratio is the pages' own cost on a shared, noisy machine) and at most
-    `p95_ms` in any case."""
+    `p95_ms` in any case. A p95 under `p95_floor_ms` is within budget whatever the ratio:
+    on an idle machine the baseline takes a few milliseconds, and the deliberately slow
+    password hash of a sign-in would dominate a short run."""
     found = []
     if stats["replay_mismatches"]:
         found.append(
@@ -207,7 +210,7 @@ def locust_budgets(
     baseline = stats["baseline_p95_ms"]
     if not baseline:
         found.append("the baseline page was never requested")
-    elif stats["p95_ms"] > p95_ratio * baseline:
+    elif stats["p95_ms"] > max(p95_ratio * baseline, p95_floor_ms):
         found.append(
             f"p95 latency {stats['p95_ms']:.0f} ms is {stats['p95_ms'] / baseline:.1f}× the "
             f"baseline page's {baseline:.0f} ms, over its budget {p95_ratio:g}×"

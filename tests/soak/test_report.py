@@ -79,7 +79,7 @@ def test_it_draws_the_chart_and_writes_the_verdict(tmp_path: Path) -> None:
         settings={"Minutes of load": "10"},
         checks=[Check("ledger_audit is clean", [], 10), Check("videos", ["a is missing"], 3)],
         stats=stats,
-        budgets={"error_ratio": 0.01, "p95_ms": 10_000, "p95_ratio": 2},
+        budgets={"error_ratio": 0.01, "p95_ms": 10_000, "p95_ratio": 2, "p95_floor_ms": 1000},
         outcomes={"succeeded": 5, "failed": 1},
         errors={"generation_failed": 1},
         faults={"submit:429": 2},
