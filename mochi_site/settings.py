@@ -446,7 +446,7 @@ if AWS_STORAGE_BUCKET_NAME:
     )
     _transfer.max_in_memory_upload_chunks = 2  # s3transfer's setting; boto3's init lacks it
     _s3_options["transfer_config"] = _transfer
-    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options}
+    _default_storage = {"BACKEND": "generations.s3.S3Storage", "OPTIONS": _s3_options}
 else:
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

@@ -75,7 +75,7 @@ def s3(moto_server: str, settings: Any, request: pytest.FixtureRequest) -> Itera
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "generations.s3.S3Storage",
             "OPTIONS": {
                 "bucket_name": bucket,
                 "endpoint_url": moto_server,

@@ -112,7 +112,7 @@ def test_a_failed_storage_upload_fails_and_releases(
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
+            "BACKEND": "generations.s3.S3Storage",
             "OPTIONS": {
                 "bucket_name": "unreachable",
                 "endpoint_url": "http://127.0.0.1:9",
