@@ -17,7 +17,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from bench.common import (
     report,
     seed_generations,
     setup_django,
+    stop_server,
 )
 
 PRODUCTION = {
@@ -180,8 +180,7 @@ def main() -> None:
                 errors[label] += failed
                 print(f"  round {round_ + 1}, {label}: {rate:,.0f}/s", file=sys.stderr)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_server(server)
     results = {
         label: (median(rates[label]), percentile(latencies[label], 99) * 1000, errors[label])
         for label in cases

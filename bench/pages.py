@@ -1,6 +1,7 @@
 """Page render times with 100,000 generations in the workspace, under the production
 server and settings and PostgreSQL: the gallery and a generation's page, each as a ratio
-to a page without data (the pricing page) served by the same server in the same run.
+to a page without data (the pricing page) served by the same server in the same run; and
+the gallery again with the files in S3 (moto's server), its cards' links presigned.
 
     python -m bench.pages [--generations 100000] [--requests 60]
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import time
 
@@ -21,6 +21,7 @@ from bench.common import (
     report,
     seed_generations,
     setup_django,
+    stop_server,
 )
 
 
@@ -39,7 +40,6 @@ def main() -> None:
     }
     os.environ.update(production)
     setup_django()
-    import requests
     from django.conf import settings
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
@@ -62,47 +62,42 @@ def main() -> None:
     session["_auth_user_hash"] = owner.get_session_auth_hash()
     session.create()
 
-    port = free_port()
-    server = subprocess.Popen(
-        production_server(port, workers=2),
-        cwd=ROOT,
-        env={**os.environ, **production},
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    client = requests.Session()
-    client.headers["Cookie"] = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+    pages = {
+        "pricing page (no data)": "/pricing/",
+        f"gallery, {args.generations:,} generations": f"/w/{workspace.slug}/generations/",
+        "a generation's page": f"/w/{workspace.slug}/generations/{one.pk}/",
+    }
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+    timings = _measure(production, pages, cookie, args.requests)
+
+    # The same gallery with the videos in S3 (moto's server): every card's poster is a
+    # presigned link, signed by the web process.
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
     try:
-        for _ in range(100):
-            try:
-                if client.get(base + "/healthz", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or slow to start answering
-                time.sleep(0.2)
-        pages = {
-            "pricing page (no data)": "/pricing/",
-            f"gallery, {args.generations:,} generations": f"/w/{workspace.slug}/generations/",
-            "a generation's page": f"/w/{workspace.slug}/generations/{one.pk}/",
+        endpoint = "http://{}:{}".format(*moto.get_host_and_port())
+        s3 = {
+            **production,
+            "AWS_STORAGE_BUCKET_NAME": "bench-pages",
+            "AWS_S3_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
         }
-        timings: dict[str, float] = {}
-        for label, path in pages.items():
-            for _ in range(5):  # warm up both workers
-                response = client.get(base + path, timeout=30)
-                assert response.status_code == 200, (path, response.status_code)
-            samples = []
-            for _ in range(args.requests):
-                started = time.perf_counter()
-                response = client.get(base + path, timeout=30)
-                samples.append(time.perf_counter() - started)
-                assert response.status_code == 200
-            timings[label] = median(samples)
+        s3_pages = {
+            "pricing page (no data), S3": "/pricing/",
+            "gallery, S3": f"/w/{workspace.slug}/generations/",
+        }
+        timings.update(_measure(s3, s3_pages, cookie, args.requests))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        moto.stop()
 
     static = timings["pricing page (no data)"]
     gallery = timings[f"gallery, {args.generations:,} generations"]
     detail = timings["a generation's page"]
+    s3_static = timings["pricing page (no data), S3"]
+    s3_gallery = timings["gallery, S3"]
     report(
         "pages",
         [
@@ -123,8 +118,57 @@ def main() -> None:
                 "goal": 2.0,
                 "higher_is_better": False,
             },
+            {"what": "pricing page, S3 storage, median", "value": s3_static * 1000, "unit": "ms"},
+            {
+                "what": "gallery with presigned S3 links, median",
+                "value": s3_gallery * 1000,
+                "unit": "ms",
+                "ratio": s3_gallery / s3_static,
+                "goal": 3.0,
+                "higher_is_better": False,
+            },
         ],
     )
+
+
+def _measure(
+    env: dict[str, str], pages: dict[str, str], cookie: str, requests_each: int
+) -> dict[str, float]:
+    """The median time of each page from a production server (2 workers) run with `env`."""
+    import requests
+
+    port = free_port()
+    server = subprocess.Popen(
+        production_server(port, workers=2),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    client = requests.Session()
+    client.headers["Cookie"] = cookie
+    timings: dict[str, float] = {}
+    try:
+        for _ in range(100):
+            try:
+                if client.get(base + "/healthz", timeout=10).status_code == 200:
+                    break
+            except requests.RequestException:  # not listening yet, or slow to start answering
+                time.sleep(0.2)
+        for label, path in pages.items():
+            for _ in range(5):  # warm up both workers
+                response = client.get(base + path, timeout=30)
+                assert response.status_code == 200, (path, response.status_code)
+            samples = []
+            for _ in range(requests_each):
+                started = time.perf_counter()
+                response = client.get(base + path, timeout=30)
+                samples.append(time.perf_counter() - started)
+                assert response.status_code == 200
+            timings[label] = median(samples)
+    finally:
+        stop_server(server)
+    return timings
 
 
 if __name__ == "__main__":
