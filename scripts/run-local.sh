@@ -23,6 +23,21 @@ require_free_port() {
   fi
 }
 
+# Waits until the server started as job $2 listens on port $1; stops everything if it
+# exits first or takes longer than a minute.
+wait_for_port() {
+  for _ in $(seq 240); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "$3 exited while starting." >&2
+      exit 1
+    fi
+    sleep 0.25
+  done
+  echo "$3 did not listen on port $1 within a minute." >&2
+  exit 1
+}
+
 require_free_port "$PORT" MOCHI_PORT
 # Links in emails (sign-up confirmations, invitations) point at this server.
 export SITE_URL=${SITE_URL:-http://127.0.0.1:$PORT}
@@ -61,6 +76,8 @@ if [ -z "${SEGMIND_API_KEY:-}" ]; then
   export SEGMIND_BASE_URL=http://127.0.0.1:$UPSTREAM_PORT
   export SEGMIND_TYPICAL_SECONDS=${SEGMIND_TYPICAL_SECONDS:-8}
   "$PY" manage.py fake_segmind --host 127.0.0.1 --port "$UPSTREAM_PORT" --latency "${DEMO_LATENCY:-8}" </dev/null &
+  # Ready before the site is: the first video submitted reaches it.
+  wait_for_port "$UPSTREAM_PORT" $! "The demo upstream"
   upstream="the demo upstream (fake Segmind) on http://127.0.0.1:$UPSTREAM_PORT"
 else
   upstream="Segmind at ${SEGMIND_BASE_URL:-https://api.segmind.com}"
