@@ -34,6 +34,7 @@ from bench.common import (
     seed_generations,
     setup_django,
     stop_server,
+    wait_for,
 )
 
 PRODUCTION = {
@@ -168,7 +169,7 @@ def main() -> None:
     latencies: dict[str, list[float]] = {label: [] for label in cases}
     errors: dict[str, int] = dict.fromkeys(cases, 0)
     try:
-        _wait_until_up(port)
+        wait_for(f"http://127.0.0.1:{port}/healthz")
         for method, path, keys, body in cases.values():
             Load(port, args.clients, 2).run(method, path, keys, body)  # warm up
         # Rounds that take turns, so that a change in the machine's load hits all alike.
@@ -199,18 +200,6 @@ def main() -> None:
         if errors:
             rows.append({"what": f"{label}, error answers", "value": errors, "unit": ""})
     report("api", rows)
-
-
-def _wait_until_up(port: int) -> None:
-    for _ in range(150):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not start")
 
 
 if __name__ == "__main__":

@@ -145,6 +145,21 @@ def production_server(port: int, *, workers: int) -> list[str]:
     ]
 
 
+def wait_for(url: str, timeout: float = 90) -> None:
+    """Until `url` answers 200 (a server starting up refuses, or is slow to answer its first)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
 def stop_server(server: subprocess.Popen[bytes]) -> None:
     """Stop a server started with `production_server` at once (gunicorn's quick shutdown):
     the measurement is over, and a graceful stop waits out the graceful timeout for any

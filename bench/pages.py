@@ -22,6 +22,7 @@ from bench.common import (
     seed_generations,
     setup_django,
     stop_server,
+    wait_for,
 )
 
 
@@ -78,6 +79,15 @@ def main() -> None:
     moto.start()
     try:
         endpoint = "http://{}:{}".format(*moto.get_host_and_port())
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        ).create_bucket(Bucket="bench-pages")  # /healthz checks it
         s3 = {
             **production,
             "AWS_STORAGE_BUCKET_NAME": "bench-pages",
@@ -149,12 +159,7 @@ def _measure(
     client.headers["Cookie"] = cookie
     timings: dict[str, float] = {}
     try:
-        for _ in range(100):
-            try:
-                if client.get(base + "/healthz", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or slow to start answering
-                time.sleep(0.2)
+        wait_for(base + "/healthz")
         for label, path in pages.items():
             for _ in range(5):  # warm up both workers
                 response = client.get(base + path, timeout=30)

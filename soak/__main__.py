@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port
+from bench.common import free_port, wait_for
 from soak import checks, report
 from soak.stack import (
     DEFAULT_DATABASE,
@@ -38,7 +38,6 @@ from soak.stack import (
     cluster,
     environment,
     recreate_database,
-    wait_for,
     web_server,
 )
 

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import requests
-
 from bench.common import production_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,18 +127,6 @@ def web_server(port: int, env: dict[str, str], log: Path) -> Process:
 
 def cluster(n: int, env: dict[str, str], log: Path) -> Process:
     return Process(f"worker-{n}", [sys.executable, "manage.py", "qcluster"], env, log)
-
-
-def wait_for(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
 
 
 @dataclass
